@@ -1,0 +1,55 @@
+# flowgate — every command a newcomer or CI needs. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_ENV := .flowgate/dev.env
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench lint fmt clean postgres-server docs-config
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+$(DEV_ENV):
+	@mkdir -p .flowgate
+	@echo "FLOWGATE_ADMIN_KEY=fgk_$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')" > $(DEV_ENV)
+	@chmod 600 $(DEV_ENV)
+
+run: setup $(DEV_ENV)
+	@set -a; . ./$(DEV_ENV); set +a; \
+	$(BIN)/flowgate db upgrade && \
+	exec $(BIN)/flowgate serve --examples examples --show-key
+
+# PostgreSQL's server binaries (not on PATH: /usr/lib/postgresql/*/bin); the tests start their own
+# throw-away cluster on loopback.
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: setup postgres-server
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
+
+bench: setup postgres-server
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+docs-config: setup
+	$(BIN)/python -m flowgate.docs_config > docs/configuration.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache flowgate.db flowgate.db-* bench/results.json

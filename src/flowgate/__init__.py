@@ -1,0 +1,7 @@
+"""flowgate: a self-hosted, durable workflow-automation server."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

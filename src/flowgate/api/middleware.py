@@ -1,0 +1,148 @@
+"""Pure ASGI middleware: request ids, the body limit, strict JSON bodies, the last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flowgate import errors, ids
+from flowgate.api.body import YAML_TYPES, parse_json, parse_yaml
+from flowgate.api.errors import error_body, status_of
+from flowgate.logs import request_id_var
+
+log = logging.getLogger(__name__)
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestMiddleware:
+    """Gives every response an ``X-Request-Id``; turns stray exceptions into an INTERNAL envelope.
+
+    For JSON endpoints (paths under ``json_prefixes``) it also reads the whole body within
+    ``max_body_bytes`` (413 before parsing), parses it strictly as JSON whatever the
+    ``Content-Type`` (YAML when the type says so and the path allows it), and hands the app a
+    normalized ``application/json`` body; an empty body becomes ``{}``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        json_prefixes: tuple[str, ...] = ("/api/",),
+        yaml_prefixes: tuple[str, ...] = ("/api/v1/workflows",),
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.json_prefixes = json_prefixes
+        self.yaml_prefixes = yaml_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = (
+            incoming if incoming and _SANE_REQUEST_ID.match(incoming) else ids.new_id("req")
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = False
+        raw_id = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_id)]
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS and scope["path"].startswith(self.json_prefixes):
+                body = await self._read_json_body(scope, receive)
+                scope["headers"] = [
+                    (k, v)
+                    for k, v in scope["headers"]
+                    if k not in (b"content-type", b"content-length")
+                ] + [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send_with_id)
+        except errors.FlowgateError as exc:
+            await _send_error(send_with_id, exc)
+        except Exception:
+            log.exception("request.failed", extra={"path": scope["path"]})
+            if not started:
+                await _send_error(send_with_id, errors.FlowgateError("Internal server error"))
+        finally:
+            request_id_var.reset(token)
+
+    async def _read_json_body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise errors.InvalidRequest("Client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(self.max_body_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        if not raw.strip():
+            return b"{}"
+        content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if content_type in YAML_TYPES and scope["path"].startswith(self.yaml_prefixes):
+            return orjson.dumps(parse_yaml(raw))
+        parse_json(raw)
+        return raw
+
+
+def _too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"Request body is larger than {limit} bytes")
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """Hand the app the body already read, then the client's later messages (disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+async def _send_error(send: Send, exc: errors.FlowgateError) -> None:
+    body = orjson.dumps(error_body(exc.code, exc.message, exc.details))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status_of(exc),
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,37 @@
+"""Request bodies, validated strictly at the HTTP edge (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+
+class RunRequest(_Body):
+    input: Any = Field(None, description="The workflow's input: a JSON object.")
+    env: dict[str, StrictStr] | None = Field(None, description="Overrides of the workflow's env.")
+    connection_id: StrictStr | None = Field(None, alias="connectionId", max_length=80)
+    idempotency_key: StrictStr | None = Field(
+        None, alias="idempotencyKey", min_length=1, max_length=500
+    )
+    priority: StrictInt = Field(0, ge=-100, le=100, description="Higher runs first.")
+
+
+class KeyRequest(_Body):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    scopes: list[StrictStr] = Field(min_length=1)
+    project_id: StrictStr | None = Field(None, alias="projectId")
+    expires_at: AwareDatetime | None = Field(None, alias="expiresAt", strict=False)
+    rate_limit_per_minute: StrictInt | None = Field(
+        None, alias="rateLimitPerMinute", ge=1, le=1_000_000
+    )
+
+
+class ProjectRequest(_Body):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    id: StrictStr | None = Field(None, pattern=r"^prj_[A-Za-z0-9_-]{1,59}$")
+    org_id: StrictStr | None = Field(None, alias="orgId", pattern=r"^[A-Za-z0-9_-]{1,64}$")

@@ -1,0 +1,142 @@
+"""Starting runs (``POST /api/v1/workflows/{id}/run``) and ``/api/v1/runs``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query
+from starlette.responses import Response
+
+from flowgate import errors
+from flowgate.api import views
+from flowgate.api.deps import PrincipalDep, ServicesDep
+from flowgate.api.models import RunRequest
+from flowgate.api.responses import ok, page
+from flowgate.service import runs as service
+from flowgate.service.auth import Principal
+from flowgate.service.core import Services
+from flowgate.store.base import Page, RunFilter, RunStatus
+
+router = APIRouter(tags=["runs"])
+_TRUE, _FALSE = ("true", "1"), ("false", "0", "")
+
+
+def wait_seconds(header: str | None, max_wait: float) -> float:
+    """``x-api-wait``: true/1 → the maximum, a number → that many seconds (capped), false/0 → 0."""
+    if header is None:
+        return 0.0
+    value = header.strip().lower()
+    if value in _TRUE:
+        return max_wait
+    if value in _FALSE:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise errors.InvalidRequest(
+            "x-api-wait must be true, false, or a number of seconds",
+            details=[{"path": ["x-api-wait"], "message": f"invalid value {header!r}"}],
+        )
+    return min(seconds, max_wait)
+
+
+@router.post("/api/v1/workflows/{workflow_id}/run", status_code=201, summary="Start a run")
+async def start_run(
+    workflow_id: str,
+    svc: ServicesDep,
+    who: PrincipalDep,
+    body: Annotated[RunRequest, Body()],
+    x_api_wait: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    wait = wait_seconds(x_api_wait, svc.settings.max_wait_secs)
+    started = await service.start_run(
+        svc,
+        who,
+        service.StartRun(
+            workflow=workflow_id,
+            input=body.input,
+            env=body.env,
+            connection_id=body.connection_id,
+            idempotency_key=body.idempotency_key or idempotency_key or None,
+            priority=body.priority,
+        ),
+    )
+    run = started.run
+    headers = {"X-Run-Id": run["id"], "Location": f"/api/v1/runs/{run['id']}"}
+    if started.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if wait > 0:
+        return await _answer_after_wait(svc, who, run["id"], wait, headers)
+    return ok(views.started_run(run), status_code=200 if started.replayed else 201, headers=headers)
+
+
+async def _answer_after_wait(
+    svc: Services, who: Principal, run_id: str, wait: float, headers: dict[str, str]
+) -> Response:
+    detail = await service.wait_for_run(svc, who, run_id, wait)
+    finished = RunStatus(detail.run["status"]).is_terminal
+    return ok(views.run_detail(detail), status_code=200 if finished else 202, headers=headers)
+
+
+@router.get("/api/v1/runs/{run_id}", summary="A run with its steps")
+async def get_run(
+    run_id: str,
+    svc: ServicesDep,
+    who: PrincipalDep,
+    wait_secs: Annotated[float | None, Query(alias="waitSecs", ge=0)] = None,
+) -> Response:
+    if wait_secs:
+        detail = await service.wait_for_run(
+            svc, who, run_id, min(wait_secs, svc.settings.max_wait_secs)
+        )
+    else:
+        detail = await service.get_run(svc, who, run_id)
+    return ok(views.run_detail(detail))
+
+
+@router.get("/api/v1/runs", summary="List runs, newest first")
+async def list_runs(
+    svc: ServicesDep,
+    who: PrincipalDep,
+    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    source: str | None = None,
+    created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Response:
+    statuses = _statuses(status)
+    if created_after is not None and created_after.tzinfo is None:
+        raise errors.InvalidRequest("createdAfter needs a time zone (e.g. a trailing Z)")
+    if workflow_id is not None:
+        found = await svc.store.get_workflow(who.project_id, workflow_id)
+        workflow_id = found["id"] if found else workflow_id
+    where = RunFilter(
+        workflow_id=workflow_id, statuses=statuses, source=source, created_after=created_after
+    )
+    rows = await service.list_runs(
+        svc, who, where, Page(limit=limit + 1, after=views.decode_cursor(cursor))
+    )
+    items, has_more, next_cursor = views.paged([views.run_summary(r) for r in rows], rows, limit)
+    return page(items, has_more=has_more, next_cursor=next_cursor)
+
+
+def _statuses(raw: list[str] | None) -> list[str]:
+    values = [part.strip() for item in raw or [] for part in item.split(",") if part.strip()]
+    allowed = {s.value for s in RunStatus}
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise errors.InvalidRequest(
+            f"Unknown status {unknown[0]!r}; one of {', '.join(sorted(allowed))}"
+        )
+    return values
+
+
+@router.post("/api/v1/runs/{run_id}/cancel", summary="Cancel a run that has not ended")
+async def cancel_run(run_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
+    run = await service.cancel_run(svc, who, run_id)
+    return ok(views.run_summary(run))

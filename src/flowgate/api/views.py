@@ -1,0 +1,157 @@
+"""Rows to wire shapes (camelCase, ISO timestamps, env masked): converted once, at the edge."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+
+from flowgate import clock, errors
+from flowgate.service.runs import RunDetail, StepView
+from flowgate.store.base import KeyRow, ProjectRow, RunRow, WorkflowRow, WorkflowVersionRow
+from flowgate.types import JSON, JSONObject
+
+iso = clock.to_wire
+
+
+def started_run(run: RunRow) -> JSONObject:
+    return {
+        "runId": run["id"],
+        "status": run["status"],
+        "workflowId": run["workflow_id"],
+        "workflowVersion": run["workflow_version"],
+    }
+
+
+def run_summary(run: RunRow) -> JSONObject:
+    return {
+        "id": run["id"],
+        "workflowId": run["workflow_id"],
+        "workflowVersion": run["workflow_version"],
+        "status": run["status"],
+        "input": run["input"],
+        "env": {name: "***" for name in run["env"]},
+        "output": run["output"],
+        "error": run["error"],
+        "source": run["source"],
+        "parentRunId": run["parent_run_id"],
+        "connectionId": run["connection_id"],
+        "priority": run["priority"],
+        "queuedReason": run["queued_reason"],
+        "createdAt": iso(run["created_at"]),
+        "startedAt": iso(run["started_at"]),
+        "completedAt": iso(run["completed_at"]),
+    }
+
+
+def run_detail(detail: RunDetail) -> JSONObject:
+    return {**run_summary(detail.run), "steps": [step_out(step) for step in detail.steps]}
+
+
+def step_out(step: StepView) -> JSONObject:
+    row = step.row
+    if row is None:
+        return {
+            "id": step.id, "name": step.name, "type": step.type, "status": "pending",
+            "attempt": 0, "output": None, "error": None, "startedAt": None,
+            "completedAt": None, "durationMs": None,
+        }  # fmt: skip
+    duration = None
+    if row["started_at"] is not None and row["completed_at"] is not None:
+        duration = (row["completed_at"] - row["started_at"]) // _MS
+    return {
+        "id": step.id,
+        "name": step.name,
+        "type": step.type,
+        "status": row["status"],
+        "attempt": row["attempt"],
+        "output": row["output"],
+        "error": row["error"],
+        "startedAt": iso(row["started_at"]),
+        "completedAt": iso(row["completed_at"]),
+        "durationMs": duration,
+    }
+
+
+def workflow_out(row: WorkflowRow) -> JSONObject:
+    return {
+        **row["definition"],
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "status": row["status"],
+        "version": row["version"],
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+    }
+
+
+def version_out(row: WorkflowVersionRow) -> JSONObject:
+    return {
+        "workflowId": row["workflow_id"],
+        "version": row["version"],
+        "definition": row["definition"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+def key_out(row: KeyRow, secret: str | None = None) -> JSONObject:
+    out: JSONObject = {
+        "id": row["id"],
+        "name": row["name"],
+        "prefix": row["prefix"],
+        "scopes": list(row["scopes"]),
+        "projectId": row["project_id"],
+        "createdAt": iso(row["created_at"]),
+        "lastUsedAt": iso(row["last_used_at"]),
+        "expiresAt": iso(row["expires_at"]),
+        "revokedAt": iso(row["revoked_at"]),
+        "rateLimitPerMinute": row["rate_limit_per_minute"],
+    }
+    if secret is not None:
+        out["key"] = secret
+    return out
+
+
+def project_out(row: ProjectRow) -> JSONObject:
+    return {
+        "id": row["id"],
+        "orgId": row["org_id"],
+        "name": row["name"],
+        "runQuotaPerDay": row["run_quota_per_day"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+def encode_cursor(created_at: datetime, item_id: str) -> str:
+    raw = f"{clock.to_millis(created_at)}:{item_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """Raises InvalidRequest for a cursor this server did not hand out."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        millis, _, item_id = raw.partition(":")
+        if not item_id:
+            raise ValueError(cursor)
+        return clock.from_millis(int(millis)), item_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.InvalidRequest("Invalid cursor") from exc
+
+
+def paged(
+    rows: list[JSON], raw_rows: list[RunRow] | list[WorkflowRow], limit: int
+) -> tuple[list[JSON], bool, str | None]:
+    """Trim a ``limit + 1`` fetch to ``limit`` and say whether there is more, with the cursor."""
+    has_more = len(rows) > limit
+    shown = rows[:limit]
+    cursor = None
+    if has_more:
+        last = raw_rows[limit - 1]
+        cursor = encode_cursor(last["created_at"], last["id"])
+    return shown, has_more, cursor
+
+
+_MS = timedelta(milliseconds=1)

@@ -1,0 +1,85 @@
+"""Step types are plug-ins: one module each, registered by name with ``@register_step``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, TypeVar
+
+from flowgate.engine.functions import FunctionRegistry
+from flowgate.types import JSON, JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A write-time problem in a definition: where (path) and what (message)."""
+
+    path: list[str | int]
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckContext:
+    """What a step type may consult while checking a step at write time."""
+
+    functions: FunctionRegistry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepContext:
+    """What a running step knows about its run. ``idempotency_key`` is stable across attempts."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    project_id: str
+    env: dict[str, str]
+    connection: JSONObject | None
+    functions: FunctionRegistry
+    idempotency_key: str = field(default="")
+
+
+class StepFailure(Exception):
+    """A step failed in an expected way; ``code`` becomes the run's ``error.code``."""
+
+    def __init__(self, message: str, *, code: str = "STEP_FAILED") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class StepType(Protocol):
+    #: Pure steps change nothing outside the run, so consecutive ones may be committed together.
+    pure: ClassVar[bool]
+
+    def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
+        """Problems with ``step`` (its ``config`` included), paths relative to the step."""
+
+    async def execute(self, config: JSON, ctx: StepContext) -> JSON:
+        """Run the step with its rendered ``config``; raise :class:`StepFailure` to fail it."""
+
+
+STEP_TYPES: dict[str, StepType] = {}
+_BUILT_IN = ("transform", "python", "fail")
+
+S = TypeVar("S")
+
+
+def register_step(name: str) -> Callable[[type[S]], type[S]]:
+    """Class decorator: register one instance of the class as step type ``name``."""
+
+    def decorate(cls: type[S]) -> type[S]:
+        if name in STEP_TYPES:
+            raise ValueError(f"step type {name!r} is registered twice")
+        STEP_TYPES[name] = cls()  # type: ignore[assignment]
+        return cls
+
+    return decorate
+
+
+def load_built_in_steps() -> dict[str, StepType]:
+    """Import the built-in step modules (each registers itself) and return the registry."""
+    for module in _BUILT_IN:
+        importlib.import_module(f"flowgate.engine.steps.{module}")
+    return STEP_TYPES

@@ -1,0 +1,87 @@
+"""Process entry points behind ``flowgate serve``, ``worker`` and ``db upgrade``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from flowgate.logs import configure_logging
+from flowgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        loop="auto",
+        http="auto",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+async def serve(
+    settings: Settings, *, examples: Path | None = None, show_key: bool = False
+) -> None:
+    """Serve HTTP with in-process workers until SIGINT/SIGTERM."""
+    from flowgate.api.app import create_app
+    from flowgate.service.core import build_services
+    from flowgate.service.examples import after_start
+
+    configure_logging(settings.log_level, settings.log_format)
+    services = build_services(settings)
+    app = create_app(settings, services=services)
+    server = _Server(_uvicorn_config(app, settings))
+    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    started = asyncio.create_task(server.started_event.wait(), name="uvicorn-started")
+    await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+    if server.started:
+        await after_start(services, examples=examples, show_key=show_key)
+    started.cancel()
+    await serving
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling when it listens (to print the banner after, not before)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.started_event = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.started_event.set()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Workers only, until SIGINT/SIGTERM."""
+    from flowgate.service.core import build_services, running
+
+    configure_logging(settings.log_level, settings.log_format)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(build_services(settings), workers=max(settings.workers, 1)):
+        await stop.wait()
+
+
+async def upgrade(settings: Settings) -> None:
+    from flowgate.store import open_store
+    from flowgate.store.migrate import upgrade_database
+
+    configure_logging(settings.log_level, settings.log_format)
+    store = open_store(settings.database_url)
+    try:
+        await upgrade_database(store)
+    finally:
+        await store.close()

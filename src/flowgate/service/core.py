@@ -1,0 +1,107 @@
+"""``Services``: everything a use case needs, built once per process by ``build_services``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from flowgate.clock import Clock
+from flowgate.engine.catalog import WorkflowCatalog
+from flowgate.engine.definition import DefinitionChecker
+from flowgate.engine.executor import RunExecutor
+from flowgate.engine.functions import FunctionRegistry, load_functions
+from flowgate.engine.notifier import InProcessNotifier, Notifier
+from flowgate.engine.steps import CheckContext, StepType, load_built_in_steps
+from flowgate.engine.templating import TemplateEngine
+from flowgate.engine.worker import Worker
+from flowgate.settings import Settings
+from flowgate.store import open_store
+from flowgate.store.base import Store
+from flowgate.store.migrate import upgrade_database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Services:
+    settings: Settings
+    store: Store
+    clock: Clock
+    notifier: Notifier
+    templates: TemplateEngine
+    step_types: dict[str, StepType]
+    functions: FunctionRegistry
+    catalog: WorkflowCatalog
+    checker: DefinitionChecker
+    executor: RunExecutor
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def new_worker(self, concurrency: int) -> Worker:
+        return Worker(
+            store=self.store,
+            clock=self.clock,
+            notifier=self.notifier,
+            executor=self.executor,
+            concurrency=concurrency,
+            lease_secs=self.settings.lease_secs,
+            poll_interval=self.settings.poll_interval_secs,
+        )
+
+
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, functions: FunctionRegistry | None = None
+) -> Services:
+    """Wire the parts together; opens no connection yet."""
+    store = open_store(settings.database_url)
+    the_clock = clock or Clock()
+    notifier = InProcessNotifier()
+    templates = TemplateEngine(strict=settings.strict_templates)
+    step_types = load_built_in_steps()
+    registry = functions if functions is not None else load_functions(settings.python_modules)
+    catalog = WorkflowCatalog(store)
+    return Services(
+        settings=settings,
+        store=store,
+        clock=the_clock,
+        notifier=notifier,
+        templates=templates,
+        step_types=step_types,
+        functions=registry,
+        catalog=catalog,
+        checker=DefinitionChecker(
+            step_types=step_types, templates=templates, ctx=CheckContext(functions=registry)
+        ),
+        executor=RunExecutor(
+            store=store,
+            clock=the_clock,
+            notifier=notifier,
+            catalog=catalog,
+            templates=templates,
+            step_types=step_types,
+            functions=registry,
+            lease_secs=settings.lease_secs,
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
+    """Migrate, bootstrap, start ``workers`` worker slots; stop them and close the store on exit."""
+    from flowgate.service.projects import bootstrap
+
+    await upgrade_database(svc.store)
+    await bootstrap(svc)
+    worker_task = None
+    if workers > 0:
+        worker_task = asyncio.create_task(svc.new_worker(workers).run(), name="worker")
+    try:
+        yield svc
+    finally:
+        if worker_task is not None:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+        await svc.store.close()

@@ -1,0 +1,220 @@
+"""Runs: the one ``start_run`` every entry point calls, and reading, waiting, cancelling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flowgate import errors, ids
+from flowgate.engine.definition import CompiledWorkflow
+from flowgate.service.auth import Principal
+from flowgate.service.core import Services
+from flowgate.service.jsondiff import differences, json_equal
+from flowgate.store.base import (
+    IdempotencyClaim,
+    NewRun,
+    Page,
+    RunFilter,
+    RunRow,
+    RunStatus,
+    StepRunRow,
+    WorkflowRow,
+    WorkflowStatus,
+)
+from flowgate.types import JSON
+
+SOURCES = (
+    "api", "batch", "webhook", "schedule", "workflow", "replay", "rerun",
+    "pinkfish", "axiom", "shipyard", "ui", "cli",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartRun:
+    workflow: str
+    input: JSON = None
+    env: dict[str, str] | None = None
+    connection_id: str | None = None
+    idempotency_key: str | None = None
+    priority: int = 0
+    source: str = "api"
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartedRun:
+    run: RunRow
+    replayed: bool = False
+
+
+async def start_run(svc: Services, principal: Principal, cmd: StartRun) -> StartedRun:
+    """Validate, record durably, wake the workers.
+
+    Raises NotFound, InvalidStatus, InvalidRequest, ValidationFailed, IdempotencyKeyReused.
+    """
+    principal.require("workflows:execute")
+    workflow = await svc.store.get_workflow(principal.project_id, cmd.workflow)
+    if workflow is None:
+        raise errors.NotFound("Workflow not found")
+    sent_input = {} if cmd.input is None else cmd.input
+    if not isinstance(sent_input, dict):
+        raise errors.InvalidRequest(
+            "input must be an object", details=[{"path": ["input"], "message": "must be an object"}]
+        )
+    if workflow["status"] != WorkflowStatus.ACTIVE:
+        return await _replay_inactive(svc, workflow, cmd, sent_input)
+    compiled = svc.catalog.compiled(workflow["id"], workflow["version"], workflow["definition"])
+    run_input, problems = compiled.validator.validate(sent_input)
+    if problems:
+        raise errors.ValidationFailed(
+            "Input validation failed",
+            details=[{"path": p.path, "message": p.message} for p in problems],
+        )
+    if cmd.connection_id is not None:
+        connection = await svc.store.get_connection(principal.project_id, cmd.connection_id)
+        if connection is None:
+            raise errors.NotFound("Connection not found")
+    new = _new_run(svc, principal, workflow, compiled, cmd, run_input, sent_input)
+    inserted = (await svc.store.insert_runs([new]))[0]
+    if inserted.replayed:
+        return _replay(inserted.run, stored=inserted.stored_input, sent=sent_input)
+    svc.notifier.work_available()
+    return StartedRun(run=inserted.run)
+
+
+def _new_run(
+    svc: Services,
+    principal: Principal,
+    workflow: WorkflowRow,
+    compiled: CompiledWorkflow,
+    cmd: StartRun,
+    run_input: JSON,
+    sent_input: JSON,
+) -> NewRun:
+    now = svc.clock.now()
+    run = RunRow(
+        id=ids.new_id("run"),
+        project_id=principal.project_id,
+        workflow_id=workflow["id"],
+        workflow_version=workflow["version"],
+        status=RunStatus.PENDING.value,
+        input=run_input,
+        env={**compiled.env, **(cmd.env or {})},
+        output=None,
+        error=None,
+        source=cmd.source,
+        parent_run_id=cmd.parent_run_id,
+        connection_id=cmd.connection_id,
+        priority=cmd.priority,
+        concurrency_key=None,
+        queued_reason=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        lease_epoch=0,
+        wake_at=None,
+        created_at=now,
+        started_at=None,
+        completed_at=None,
+    )
+    claim = None
+    if cmd.idempotency_key is not None:
+        ttl = timedelta(seconds=svc.settings.idempotency_ttl_secs)
+        claim = IdempotencyClaim(key=cmd.idempotency_key, input=sent_input, expires_at=now + ttl)
+    return NewRun(row=run, idempotency=claim)
+
+
+def _replay(run: RunRow, *, stored: JSON, sent: JSON) -> StartedRun:
+    if not json_equal(stored, sent):
+        raise errors.IdempotencyKeyReused(
+            "This idempotency key was already used with a different input",
+            details={"runId": run["id"], "differences": differences(stored, sent)},
+        )
+    return StartedRun(run=run, replayed=True)
+
+
+async def _replay_inactive(
+    svc: Services, workflow: WorkflowRow, cmd: StartRun, sent_input: JSON
+) -> StartedRun:
+    """A replay answers even if the workflow was paused since; anything else is INVALID_STATUS."""
+    if cmd.idempotency_key is not None:
+        found = await svc.store.get_idempotent_run(
+            workflow["project_id"], workflow["id"], cmd.idempotency_key, now=svc.clock.now()
+        )
+        if found is not None:
+            return _replay(found.run, stored=found.stored_input, sent=sent_input)
+    raise errors.InvalidStatus(
+        f"Workflow must be active to run. Current status: {workflow['status']}"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunDetail:
+    run: RunRow
+    steps: list[StepView]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepView:
+    """One step of a run as shown: its latest attempt, or ``pending`` if it has not started."""
+
+    id: str
+    name: str | None
+    type: str
+    row: StepRunRow | None
+
+
+async def get_run(svc: Services, principal: Principal, run_id: str) -> RunDetail:
+    """Raises NotFound ("Run not found")."""
+    principal.require("runs:read")
+    run = await svc.store.get_run(principal.project_id, run_id)
+    if run is None:
+        raise errors.NotFound("Run not found")
+    return await describe_run(svc, run)
+
+
+async def describe_run(svc: Services, run: RunRow) -> RunDetail:
+    workflow = await svc.catalog.get(run["workflow_id"], run["workflow_version"])
+    rows = await svc.store.list_step_runs(run["id"]) if run["started_at"] else []
+    latest = {row["step_id"]: row for row in rows}
+    steps = [
+        StepView(id=step.id, name=step.name, type=step.type, row=latest.get(step.id))
+        for step in workflow.steps
+    ]
+    return RunDetail(run=run, steps=steps)
+
+
+async def wait_for_run(
+    svc: Services, principal: Principal, run_id: str, seconds: float
+) -> RunDetail:
+    """The run once it has ended, or as it is after ``seconds``."""
+    with svc.notifier.watch_run(run_id) as watch:
+        detail = await get_run(svc, principal, run_id)
+        if RunStatus(detail.run["status"]).is_terminal or seconds <= 0:
+            return detail
+        await watch.wait(seconds)
+    return await get_run(svc, principal, run_id)
+
+
+async def list_runs(
+    svc: Services, principal: Principal, where: RunFilter, page: Page
+) -> list[RunRow]:
+    principal.require("runs:read")
+    return await svc.store.list_runs(principal.project_id, where, page)
+
+
+async def cancel_run(svc: Services, principal: Principal, run_id: str) -> RunRow:
+    """Raises NotFound, or Conflict when the run has already ended."""
+    principal.require("runs:write")
+    existing = await svc.store.get_run(principal.project_id, run_id)
+    if existing is None:
+        raise errors.NotFound("Run not found")
+    if RunStatus(existing["status"]).is_terminal:
+        raise errors.Conflict(f"Run has already ended with status {existing['status']}")
+    error = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
+    run = await svc.store.cancel_run(principal.project_id, run_id, error=error, now=svc.clock.now())
+    if run is None:
+        raise errors.NotFound("Run not found")
+    if run["status"] != RunStatus.CANCELED:
+        raise errors.Conflict(f"Run has already ended with status {run['status']}")
+    svc.notifier.run_finished(run_id)
+    return run

@@ -1,0 +1,159 @@
+"""Workflows: write (checked, versioned), read, and status changes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flowgate import errors, ids
+from flowgate.service.auth import Principal
+from flowgate.service.core import Services
+from flowgate.store.base import Duplicate, Page, WorkflowRow, WorkflowStatus, WorkflowVersionRow
+from flowgate.types import JSONObject
+
+WORKFLOW_ID = re.compile(r"^wf_[A-Za-z0-9_-]{1,64}$")
+_WRITABLE_STATUSES = (WorkflowStatus.DRAFT.value, WorkflowStatus.ACTIVE.value)
+_META_KEYS = ("id", "status", "projectId", "version", "createdAt", "updatedAt")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteWorkflow:
+    """A definition as sent (JSON or YAML), with the optional ``id`` and ``status`` beside it."""
+
+    body: JSONObject
+
+
+def _split(body: JSONObject) -> tuple[JSONObject, str | None, str | None]:
+    definition = {k: v for k, v in body.items() if k not in _META_KEYS}
+    workflow_id = body.get("id")
+    status = body.get("status")
+    problems = []
+    if workflow_id is not None and (
+        not isinstance(workflow_id, str) or not WORKFLOW_ID.match(workflow_id)
+    ):
+        problems.append({"path": ["id"], "message": "must match ^wf_[A-Za-z0-9_-]{1,64}$"})
+    if status is not None and status not in _WRITABLE_STATUSES:
+        problems.append({"path": ["status"], "message": "must be draft or active"})
+    if problems:
+        raise errors.InvalidRequest("Invalid workflow definition", details=problems)
+    return definition, workflow_id, status  # type: ignore[return-value]
+
+
+def _check(svc: Services, definition: JSONObject) -> None:
+    problems = svc.checker.check(definition)
+    if problems:
+        raise errors.InvalidRequest(
+            "Invalid workflow definition",
+            details=[{"path": p.path, "message": p.message} for p in problems],
+        )
+
+
+async def create_workflow(svc: Services, principal: Principal, cmd: WriteWorkflow) -> WorkflowRow:
+    """Raises InvalidRequest listing every problem, Conflict when the id or name is taken."""
+    principal.require("workflows:write")
+    definition, workflow_id, status = _split(cmd.body)
+    _check(svc, definition)
+    now = svc.clock.now()
+    row = WorkflowRow(
+        id=workflow_id or ids.new_id("wf"),
+        project_id=principal.project_id,
+        name=str(definition["name"]),
+        status=status or WorkflowStatus.DRAFT.value,
+        version=1,
+        definition=definition,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        await svc.store.insert_workflow(row)
+    except Duplicate as exc:
+        raise errors.Conflict(_taken_message(row)) from exc
+    return row
+
+
+def _taken_message(row: WorkflowRow) -> str:
+    return f"A workflow with id {row['id']!r} or name {row['name']!r} already exists"
+
+
+async def get_workflow(svc: Services, principal: Principal, id_or_name: str) -> WorkflowRow:
+    """Raises NotFound ("Workflow not found") for unknown and foreign workflows."""
+    row = await svc.store.get_workflow(principal.project_id, id_or_name)
+    if row is None:
+        raise errors.NotFound("Workflow not found")
+    return row
+
+
+async def list_workflows(svc: Services, principal: Principal, page: Page) -> list[WorkflowRow]:
+    principal.require("workflows:read")
+    return await svc.store.list_workflows(principal.project_id, page)
+
+
+async def read_workflow(svc: Services, principal: Principal, id_or_name: str) -> WorkflowRow:
+    principal.require("workflows:read")
+    return await get_workflow(svc, principal, id_or_name)
+
+
+async def update_workflow(
+    svc: Services, principal: Principal, id_or_name: str, cmd: WriteWorkflow
+) -> WorkflowRow:
+    """Replace the definition; a changed definition makes a new version."""
+    principal.require("workflows:write")
+    current = await get_workflow(svc, principal, id_or_name)
+    definition, _, status = _split(cmd.body)
+    _check(svc, definition)
+    changed = definition != current["definition"]
+    row = WorkflowRow(
+        **{
+            **current,
+            "name": str(definition["name"]),
+            "definition": definition,
+            "version": current["version"] + 1 if changed else current["version"],
+            "status": status or current["status"],
+            "updated_at": svc.clock.now(),
+        }
+    )
+    try:
+        await svc.store.update_workflow(row, new_version=changed)
+    except Duplicate as exc:
+        raise errors.Conflict(_taken_message(row)) from exc
+    return row
+
+
+async def set_workflow_status(
+    svc: Services, principal: Principal, id_or_name: str, status: WorkflowStatus
+) -> WorkflowRow:
+    """activate / pause / archive. Raises Conflict for pausing a workflow that is not active."""
+    principal.require("workflows:write")
+    current = await get_workflow(svc, principal, id_or_name)
+    if status == WorkflowStatus.PAUSED and current["status"] not in ("active", "paused"):
+        raise errors.Conflict(f"Only an active workflow can be paused (it is {current['status']})")
+    if current["status"] == status:
+        return current
+    row = WorkflowRow(**{**current, "status": status.value, "updated_at": svc.clock.now()})
+    await svc.store.update_workflow(row, new_version=False)
+    return row
+
+
+async def list_versions(
+    svc: Services, principal: Principal, id_or_name: str
+) -> list[WorkflowVersionRow]:
+    principal.require("workflows:read")
+    current = await get_workflow(svc, principal, id_or_name)
+    return await svc.store.list_workflow_versions(current["id"])
+
+
+async def apply_workflow(
+    svc: Services, principal: Principal, body: JSONObject, *, activate: bool = True
+) -> WorkflowRow:
+    """Create the workflow, or update it if its id (or name) exists; then activate it."""
+    key = body.get("id") or body.get("name")
+    existing = None
+    if isinstance(key, str):
+        existing = await svc.store.get_workflow(principal.project_id, key)
+    if existing is None:
+        row = await create_workflow(svc, principal, WriteWorkflow(body=body))
+    else:
+        row = await update_workflow(svc, principal, existing["id"], WriteWorkflow(body=body))
+    if activate and row["status"] != WorkflowStatus.ACTIVE:
+        row = await set_workflow_status(svc, principal, row["id"], WorkflowStatus.ACTIVE)
+    return row

@@ -1,0 +1,87 @@
+"""Configuration: ``FLOWGATE_*`` environment variables, read once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the server. ``docs/configuration.md`` is generated from this class."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOWGATE_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./flowgate.db",
+        description="`sqlite:///path.db` or `postgresql://user:pass@host:port/db`.",
+    )
+    host: str = Field("127.0.0.1", description="Address the server listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the server listens on.")
+    public_url: str | None = Field(
+        None, description="Base of every absolute URL flowgate hands out; default http://host:port."
+    )
+    admin_key: str | None = Field(
+        None, description="If set, a key with exactly this value and the admin scope exists."
+    )
+    workers: int = Field(
+        4, ge=0, le=256, description="In-process worker concurrency; 0 = API only."
+    )
+    max_wait_secs: float = Field(
+        60, gt=0, description="Longest `x-api-wait` a request may ask for."
+    )
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    max_upload_bytes: int = Field(26_214_400, gt=0, description="Largest accepted uploaded file.")
+    secret_key: str | None = Field(None, description="Encrypts connection credentials at rest.")
+    lease_secs: float = Field(30, gt=0, description="How long a worker's claim on a run lasts.")
+    poll_interval_secs: float = Field(
+        2.0, gt=0, description="Safety re-scan for work when no notification arrives."
+    )
+    idempotency_ttl_secs: int = Field(86_400, gt=0, description="How long idempotency keys last.")
+    strict_templates: bool = Field(False, description="Undefined template variables are errors.")
+    python_modules: str = Field(
+        "", description="Comma-separated modules whose registered functions `python` steps call."
+    )
+    execute_rate_limit: int = Field(500, gt=0, description="Default execute requests per minute.")
+    read_rate_limit: int = Field(6000, gt=0, description="Default read requests per minute.")
+    data_dir: Path = Field(Path(".flowgate"), description="Where uploaded files and state live.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_format: Literal["json", "console"] | None = Field(
+        None, description="`json`, or `console` (the default on a terminal)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class SettingsError(Exception):
+    """A one-line explanation of a bad ``FLOWGATE_*`` value."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise :class:`SettingsError` naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "FLOWGATE_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise SettingsError(f"{name}: {first['msg']}") from exc

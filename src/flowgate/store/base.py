@@ -1,0 +1,254 @@
+"""The storage interface every store implements, and the shapes of its rows.
+
+Methods are domain verbs, one transaction each. Hot paths are batch-shaped (``insert_runs``,
+``claim_runs(limit=n)``) so that group commit can come without a new interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, TypedDict
+
+from flowgate.types import JSON, JSONObject
+
+
+class Duplicate(Exception):
+    """An insert or update hit a unique constraint (an id or a name is taken)."""
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_RUN_STATUSES
+
+
+TERMINAL_RUN_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.TIMED_OUT}
+)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+    WAITING = "waiting"
+
+
+class WorkflowStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class ProjectRow(TypedDict):
+    id: str
+    org_id: str
+    name: str
+    run_quota_per_day: int | None
+    created_at: datetime
+
+
+class KeyRow(TypedDict):
+    id: str
+    project_id: str
+    name: str
+    prefix: str
+    key_hash: str
+    scopes: list[str]
+    rate_limit_per_minute: int | None
+    is_bootstrap: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class WorkflowRow(TypedDict):
+    id: str
+    project_id: str
+    name: str
+    status: str
+    version: int
+    definition: JSONObject
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowVersionRow(TypedDict):
+    workflow_id: str
+    version: int
+    definition: JSONObject
+    created_at: datetime
+
+
+class ConnectionRow(TypedDict):
+    id: str
+    project_id: str
+    name: str
+    type: str
+    config: JSONObject
+    credentials_encrypted: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunRow(TypedDict):
+    id: str
+    project_id: str
+    workflow_id: str
+    workflow_version: int
+    status: str
+    input: JSON
+    env: dict[str, str]
+    output: JSON
+    error: JSONObject | None
+    source: str
+    parent_run_id: str | None
+    connection_id: str | None
+    priority: int
+    concurrency_key: str | None
+    queued_reason: JSONObject | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    lease_epoch: int
+    wake_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class StepRunRow(TypedDict):
+    id: str
+    run_id: str
+    step_id: str
+    position: int
+    attempt: int
+    status: str
+    output: JSON
+    error: JSONObject | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdempotencyClaim:
+    """An idempotency key to reserve for a new run, with the input it was sent with."""
+
+    key: str
+    input: JSON
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    row: RunRow
+    idempotency: IdempotencyClaim | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsertedRun:
+    """The run that answers an insert: the new one, or the one an idempotency key points to."""
+
+    run: RunRow
+    replayed: bool = False
+    stored_input: JSON = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFilter:
+    workflow_id: str | None = None
+    statuses: Sequence[str] = ()
+    source: str | None = None
+    created_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """A cursor position: the (created_at, id) of the last item already shown."""
+
+    limit: int = 50
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """A worker's claim on a run; every write of the run is guarded by it."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
+@dataclass(slots=True, kw_only=True)
+class RunProgress:
+    """What a worker commits in one transaction: finished steps and the run's new fields."""
+
+    steps: list[StepRunRow] = field(default_factory=list)
+    run_changes: dict[str, object] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Everything flowgate keeps. Implementations: ``SqliteStore``, ``PostgresStore``."""
+
+    is_sqlite: bool
+
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def ensure_project(self, row: ProjectRow) -> None: ...
+    async def insert_project(self, row: ProjectRow) -> None: ...
+    async def get_project(self, project_id: str) -> ProjectRow | None: ...
+    async def list_projects(self, project_ids: Sequence[str] | None) -> list[ProjectRow]: ...
+
+    async def insert_key(self, row: KeyRow) -> None: ...
+    async def upsert_bootstrap_key(self, row: KeyRow) -> None: ...
+    async def find_key(self, key_hash: str) -> tuple[KeyRow, ProjectRow] | None: ...
+    async def list_keys(self, project_id: str) -> list[KeyRow]: ...
+    async def get_key(self, project_id: str, key_id: str) -> KeyRow | None: ...
+    async def revoke_key(self, project_id: str, key_id: str, *, now: datetime) -> KeyRow | None: ...
+    async def touch_key(self, key_id: str, *, now: datetime) -> None: ...
+
+    async def insert_workflow(self, row: WorkflowRow) -> None: ...
+    async def get_workflow(self, project_id: str, id_or_name: str) -> WorkflowRow | None: ...
+    async def list_workflows(self, project_id: str, page: Page) -> list[WorkflowRow]: ...
+    async def update_workflow(self, row: WorkflowRow, *, new_version: bool) -> None: ...
+    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]: ...
+    async def get_workflow_version(
+        self, workflow_id: str, version: int
+    ) -> WorkflowVersionRow | None: ...
+
+    async def get_connection(self, project_id: str, connection_id: str) -> ConnectionRow | None: ...
+
+    async def insert_runs(self, runs: Sequence[NewRun]) -> list[InsertedRun]: ...
+    async def get_idempotent_run(
+        self, project_id: str, workflow_id: str, key: str, *, now: datetime
+    ) -> InsertedRun | None: ...
+    async def get_run(self, project_id: str | None, run_id: str) -> RunRow | None: ...
+    async def list_runs(self, project_id: str, where: RunFilter, page: Page) -> list[RunRow]: ...
+    async def list_step_runs(self, run_id: str) -> list[StepRunRow]: ...
+    async def cancel_run(
+        self, project_id: str, run_id: str, *, error: JSONObject, now: datetime
+    ) -> RunRow | None: ...
+
+    async def claim_runs(
+        self, *, owner: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[RunRow]: ...
+    async def save_progress(self, lease: Lease, progress: RunProgress) -> bool: ...
+    async def renew_lease(self, lease: Lease, *, lease_until: datetime) -> bool: ...

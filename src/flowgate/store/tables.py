@@ -1,0 +1,166 @@
+"""The schema, as SQLAlchemy Core tables. Alembic revisions must produce exactly this."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+from flowgate import clock
+
+
+class UTCMillis(sa.types.TypeDecorator[datetime]):
+    """An aware UTC datetime stored as epoch milliseconds, so SQLite and PostgreSQL agree."""
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else clock.to_millis(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else clock.from_millis(value)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created_at() -> sa.Column[Any]:
+    return sa.Column("created_at", UTCMillis(), nullable=False)
+
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("run_quota_per_day", sa.Integer, nullable=True),
+    _created_at(),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", JSONType, nullable=False),
+    sa.Column("rate_limit_per_minute", sa.Integer, nullable=True),
+    sa.Column("is_bootstrap", sa.Boolean, nullable=False, server_default=sa.false()),
+    _created_at(),
+    sa.Column("last_used_at", UTCMillis(), nullable=True),
+    sa.Column("expires_at", UTCMillis(), nullable=True),
+    sa.Column("revoked_at", UTCMillis(), nullable=True),
+    sa.Index(None, "project_id"),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("definition", JSONType, nullable=False),
+    _created_at(),
+    sa.Column("updated_at", UTCMillis(), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+workflow_versions = sa.Table(
+    "workflow_versions",
+    metadata,
+    sa.Column("workflow_id", sa.String(80), sa.ForeignKey("workflows.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", JSONType, nullable=False),
+    _created_at(),
+)
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("credentials_encrypted", sa.Text, nullable=True),
+    _created_at(),
+    sa.Column("updated_at", UTCMillis(), nullable=False),
+    sa.Index(None, "project_id"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("workflow_id", sa.String(80), nullable=False),
+    sa.Column("workflow_version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("input", JSONType, nullable=False),
+    sa.Column("env", JSONType, nullable=False),
+    sa.Column("output", JSONType, nullable=True),
+    sa.Column("error", JSONType, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("parent_run_id", sa.String(64), nullable=True),
+    sa.Column("connection_id", sa.String(80), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("concurrency_key", sa.String(500), nullable=True),
+    sa.Column("queued_reason", JSONType, nullable=True),
+    sa.Column("lease_owner", sa.String(80), nullable=True),
+    sa.Column("lease_expires_at", UTCMillis(), nullable=True),
+    sa.Column("lease_epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("wake_at", UTCMillis(), nullable=True),
+    _created_at(),
+    sa.Column("started_at", UTCMillis(), nullable=True),
+    sa.Column("completed_at", UTCMillis(), nullable=True),
+    sa.Index("ix_runs_project_created", "project_id", "created_at", "id"),
+    sa.Index("ix_runs_workflow_created", "workflow_id", "created_at"),
+    sa.Index("ix_runs_claim", "status", "priority", "created_at"),
+    sa.Index("ix_runs_parent", "parent_run_id"),
+)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("step_id", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output", JSONType, nullable=True),
+    sa.Column("error", JSONType, nullable=True),
+    sa.Column("started_at", UTCMillis(), nullable=True),
+    sa.Column("completed_at", UTCMillis(), nullable=True),
+    sa.UniqueConstraint("run_id", "step_id", "attempt"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_id", sa.String(80), primary_key=True),
+    sa.Column("key", sa.String(500), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("input", JSONType, nullable=True),
+    _created_at(),
+    sa.Column("expires_at", UTCMillis(), nullable=False),
+)

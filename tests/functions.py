@@ -1,0 +1,34 @@
+"""Functions the test server registers for ``python`` steps (FLOWGATE_PYTHON_MODULES)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+GATE = threading.Event()
+ENTERED = threading.Event()
+CALLS: list[tuple[str, str]] = []
+
+
+def add(config: dict[str, Any], context: Any) -> dict[str, Any]:
+    CALLS.append((context.run_id, context.step_id))
+    return {"sum": config["a"] + config["b"], "key": context.idempotency_key}
+
+
+async def shout(config: dict[str, Any], context: Any) -> str:
+    return str(config["text"]).upper()
+
+
+def wait_for_gate(config: dict[str, Any], context: Any) -> str:
+    """Blocks (in a worker thread) until the test opens the gate."""
+    ENTERED.set()
+    GATE.wait(10)
+    return "through"
+
+
+def explode(config: dict[str, Any], context: Any) -> None:
+    raise RuntimeError("kaboom")
+
+
+def not_json(config: dict[str, Any], context: Any) -> object:
+    return {1, 2}
