@@ -49,7 +49,7 @@ fmt: setup
 	$(BIN)/ruff check --fix src tests bench
 
 docs-config: setup
-	$(BIN)/python -m flowgate.docs_config > docs/configuration.md
+	$(BIN)/python -m flowgate.settings > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache flowgate.db flowgate.db-* bench/results.json

@@ -6,15 +6,13 @@ knows HTTP.
 
 from __future__ import annotations
 
-from flowgate.types import JSON
-
 
 class FlowgateError(Exception):
     """Something went wrong."""
 
     code = "INTERNAL"
 
-    def __init__(self, message: str | None = None, *, details: JSON = None) -> None:
+    def __init__(self, message: str | None = None, *, details: object = None) -> None:
         self.message = message or (type(self).__doc__ or self.code).strip()
         self.details = details
         super().__init__(self.message)

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     execute_rate_limit: int = Field(500, gt=0, description="Default execute requests per minute.")
     read_rate_limit: int = Field(6000, gt=0, description="Default read requests per minute.")
     data_dir: Path = Field(Path(".flowgate"), description="Where uploaded files and state live.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level logged."
+    )
     log_format: Literal["json", "console"] | None = Field(
         None, description="`json`, or `console` (the default on a terminal)."
     )
@@ -85,3 +87,28 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         name = "FLOWGATE_" + "_".join(str(part) for part in first["loc"]).upper()
         raise SettingsError(f"{name}: {first['msg']}") from exc
+
+
+def settings_markdown() -> str:
+    """The table in ``docs/configuration.md``: one row per ``FLOWGATE_*`` variable."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable with the prefix `FLOWGATE_`. A bad value stops",
+        "start-up with a one-line message naming the variable. This file is generated from",
+        "`flowgate.settings.Settings` by `make docs-config`; a test keeps it current.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "(unset)" if default in (None, "") else f"`{default}`"
+        lines.append(f"| `FLOWGATE_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(settings_markdown())

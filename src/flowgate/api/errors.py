@@ -37,12 +37,12 @@ HTTP_STATUS: dict[type[errors.FlowgateError], int] = {
 def status_of(exc: errors.FlowgateError) -> int:
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500
 
 
-def error_body(code: str, message: str, details: JSON = None) -> JSONObject:
-    error: JSONObject = {"code": code, "message": message}
+def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
+    error: dict[str, object] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
     return {"success": False, "error": error}

@@ -70,7 +70,9 @@ class DefinitionChecker:
         steps = definition.get("steps")
         if isinstance(steps, list):
             problems += self._check_steps(steps)
-            known = {s["id"] for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str)}
+            known = {
+                str(s["id"]) for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str)
+            }
             problems += self._check_references(definition, known)
         if "output" in definition:
             problems += self._template_problems(definition["output"], ["output"])
@@ -188,7 +190,7 @@ class DefinitionChecker:
 
 def compile_workflow(workflow_id: str, version: int, definition: JSONObject) -> CompiledWorkflow:
     """Build the runnable form of a checked definition."""
-    raw_steps: list[Any] = list(definition.get("steps") or [])
+    raw_steps: list[Any] = list(definition.get("steps") or [])  # type: ignore[arg-type]
     steps = tuple(
         StepDef(
             id=step["id"],

@@ -99,6 +99,8 @@ class RunExecutor:
         workflow = await self._catalog.get(run["workflow_id"], run["workflow_version"])
         finished = await self._finished_steps(run)
         context = _template_context(run, finished)
+        step_outputs = context["steps"]
+        assert isinstance(step_outputs, dict)  # noqa: S101 - built just above
         progress = RunProgress()
         last_output: JSON = None
         for position, step in enumerate(workflow.steps):
@@ -111,7 +113,7 @@ class RunExecutor:
                 _step_row(run, step, position, outcome, started, self._clock.now())
             )
             if outcome.status == StepStatus.COMPLETED:
-                context["steps"][step.id] = {"output": outcome.output, "status": "completed"}
+                step_outputs[step.id] = {"output": outcome.output, "status": "completed"}
                 last_output = outcome.output
             if outcome.status == StepStatus.FAILED and not step.continue_on_error:
                 return await self._finish(run, lease, progress, failed_step=(step, outcome))
@@ -182,7 +184,7 @@ class RunExecutor:
             try:
                 output = self._templates.render(workflow.output, context)
             except errors.TemplateError as exc:
-                error = {
+                error: JSONObject = {
                     "code": "TEMPLATE_ERROR",
                     "message": f"output: {exc.message}",
                     "stepId": None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowgate.types import JSON, JSONObject
+from flowgate.types import JSON
 
 _MISSING = object()
 
@@ -21,11 +21,14 @@ def json_equal(left: JSON, right: JSON) -> bool:
     return type(left) is type(right) and left == right
 
 
-def differences(stored: JSON, sent: JSON, path: list[str | int] | None = None) -> list[JSONObject]:
+Difference = dict[str, object]
+
+
+def differences(stored: JSON, sent: JSON, path: list[str | int] | None = None) -> list[Difference]:
     """``[{path, stored, sent}]`` for every leaf that differs; a missing side is ``null``."""
     here = path or []
     if isinstance(stored, dict) and isinstance(sent, dict):
-        found: list[JSONObject] = []
+        found: list[Difference] = []
         for key in list(stored) + [k for k in sent if k not in stored]:
             found += _diff_item(stored.get(key, _MISSING), sent.get(key, _MISSING), [*here, key])
         return found
@@ -39,7 +42,7 @@ def differences(stored: JSON, sent: JSON, path: list[str | int] | None = None) -
     return [{"path": list(here), "stored": stored, "sent": sent}]
 
 
-def _diff_item(stored: object, sent: object, path: list[str | int]) -> list[JSONObject]:
+def _diff_item(stored: object, sent: object, path: list[str | int]) -> list[Difference]:
     if stored is _MISSING or sent is _MISSING:
         return [
             {

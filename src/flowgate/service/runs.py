@@ -21,7 +21,7 @@ from flowgate.store.base import (
     WorkflowRow,
     WorkflowStatus,
 )
-from flowgate.types import JSON
+from flowgate.types import JSON, JSONObject
 
 SOURCES = (
     "api", "batch", "webhook", "schedule", "workflow", "replay", "rerun",
@@ -210,7 +210,7 @@ async def cancel_run(svc: Services, principal: Principal, run_id: str) -> RunRow
         raise errors.NotFound("Run not found")
     if RunStatus(existing["status"]).is_terminal:
         raise errors.Conflict(f"Run has already ended with status {existing['status']}")
-    error = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
+    error: JSONObject = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
     run = await svc.store.cancel_run(principal.project_id, run_id, error=error, now=svc.clock.now())
     if run is None:
         raise errors.NotFound("Run not found")
