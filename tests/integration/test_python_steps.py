@@ -29,8 +29,16 @@ async def test_python_step_sync_and_async_functions(client: httpx.AsyncClient) -
         _workflow(
             "wf_py",
             [
-                {"id": "add", "type": "python", "config": {"function": "add", "a": 2, "b": "{{input.b}}"}},
-                {"id": "shout", "type": "python", "config": {"function": "shout", "text": "hi {{steps.add.output.sum}}"}},
+                {
+                    "id": "add",
+                    "type": "python",
+                    "config": {"function": "add", "a": 2, "b": "{{input.b}}"},
+                },
+                {
+                    "id": "shout",
+                    "type": "python",
+                    "config": {"function": "shout", "text": "hi {{steps.add.output.sum}}"},
+                },
             ],
         ),
     )
@@ -47,19 +55,25 @@ async def test_python_step_sync_and_async_functions(client: httpx.AsyncClient) -
 
 async def test_python_step_exception_fails_run(client: httpx.AsyncClient) -> None:
     await create_workflow(
-        client, _workflow("wf_boom", [{"id": "x", "type": "python", "config": {"function": "explode"}}])
+        client,
+        _workflow("wf_boom", [{"id": "x", "type": "python", "config": {"function": "explode"}}]),
     )
 
     response = await client.post("/api/v1/workflows/wf_boom/run", headers={"x-api-wait": "true"})
 
     data = response.json()["data"]
     assert data["status"] == "failed"
-    assert data["error"] == {"code": "STEP_FAILED", "message": "RuntimeError: kaboom", "stepId": "x"}
+    assert data["error"] == {
+        "code": "STEP_FAILED",
+        "message": "RuntimeError: kaboom",
+        "stepId": "x",
+    }
 
 
 async def test_python_step_non_json_result_fails_step(client: httpx.AsyncClient) -> None:
     await create_workflow(
-        client, _workflow("wf_set", [{"id": "x", "type": "python", "config": {"function": "not_json"}}])
+        client,
+        _workflow("wf_set", [{"id": "x", "type": "python", "config": {"function": "not_json"}}]),
     )
 
     response = await client.post("/api/v1/workflows/wf_set/run", headers={"x-api-wait": "true"})
@@ -72,12 +86,17 @@ async def test_python_step_non_json_result_fails_step(client: httpx.AsyncClient)
 async def test_unregistered_function_is_rejected_at_write(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/v1/workflows",
-        json=_workflow("wf_x", [{"id": "x", "type": "python", "config": {"function": "os.system"}}]),
+        json=_workflow(
+            "wf_x", [{"id": "x", "type": "python", "config": {"function": "os.system"}}]
+        ),
     )
 
     assert response.status_code == 400
     assert response.json()["error"]["details"] == [
-        {"path": ["steps", 0, "config", "function"], "message": "No registered function named 'os.system'"}
+        {
+            "path": ["steps", 0, "config", "function"],
+            "message": "No registered function named 'os.system'",
+        }
     ]
 
 
@@ -108,9 +127,7 @@ async def test_cancel_running_run_stops_before_next_step(client: httpx.AsyncClie
         "stepId": None,
     }
 
-    follow_up = await client.post(
-        "/api/v1/workflows/wf_gate/run", headers={"x-api-wait": "true"}
-    )
+    follow_up = await client.post("/api/v1/workflows/wf_gate/run", headers={"x-api-wait": "true"})
     assert follow_up.json()["data"]["status"] == "completed"
     final = (await client.get(f"/api/v1/runs/{run_id}")).json()["data"]
     assert final["status"] == "canceled"

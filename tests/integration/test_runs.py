@@ -20,7 +20,9 @@ async def _run_status(client: httpx.AsyncClient, run_id: str) -> dict:
 async def test_start_run_order_example_completes_with_total(client: httpx.AsyncClient) -> None:
     await create_workflow(client, ORDER_WORKFLOW)
 
-    response = await client.post("/api/v1/workflows/wf_order_total/run", json={"input": ORDER_INPUT})
+    response = await client.post(
+        "/api/v1/workflows/wf_order_total/run", json={"input": ORDER_INPUT}
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -114,7 +116,9 @@ async def test_start_run_idempotent_same_input_replays(client: httpx.AsyncClient
 
     first = await client.post("/api/v1/workflows/wf_a/run", json=body)
     second = await client.post(
-        "/api/v1/workflows/wf_a/run", json={"input": {"n": 1.0}}, headers={"Idempotency-Key": "order-1"}
+        "/api/v1/workflows/wf_a/run",
+        json={"input": {"n": 1.0}},
+        headers={"Idempotency-Key": "order-1"},
     )
 
     assert first.status_code == 201
@@ -182,7 +186,10 @@ async def test_start_run_replay_answers_after_pause(client: httpx.AsyncClient) -
 
 async def test_start_run_env_is_masked_and_overrides_defaults(client: httpx.AsyncClient) -> None:
     definition = simple_workflow("wf_env", env={"REGION": "eu", "TIER": "free"})
-    definition["steps"][0]["config"]["mapping"] = {"region": "{{env.REGION}}", "tier": "{{env.TIER}}"}
+    definition["steps"][0]["config"]["mapping"] = {
+        "region": "{{env.REGION}}",
+        "tier": "{{env.TIER}}",
+    }
     await create_workflow(client, definition)
 
     response = await client.post(

@@ -24,4 +24,6 @@ def test_differences_lists_changed_added_and_removed_paths() -> None:
 
 
 def test_differences_lists_of_other_length_differ_as_a_whole() -> None:
-    assert differences({"l": [1]}, {"l": [1, 2]}) == [{"path": ["l"], "stored": [1], "sent": [1, 2]}]
+    assert differences({"l": [1]}, {"l": [1, 2]}) == [
+        {"path": ["l"], "stored": [1], "sent": [1, 2]}
+    ]

@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from flowgate import errors
 from flowgate.api.responses import JSONResponse
-from flowgate.types import JSON, JSONObject
 
 log = logging.getLogger(__name__)
 
