@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("scopes", JSON_TYPE, nullable=False),
         sa.Column("rate_limit_per_minute", sa.Integer(), nullable=True),
-        sa.Column("is_bootstrap", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("is_bootstrap", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("last_used_at", sa.BigInteger(), nullable=True),
         sa.Column("expires_at", sa.BigInteger(), nullable=True),
