@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from flowgate.service.auth import Principal, authenticate
 from flowgate.service.core import Services
+from flowgate.service.ratelimit import Category
 
 
 def get_services(request: Request) -> Services:
@@ -30,10 +31,17 @@ def api_key_of(request: Request) -> str | None:
 async def get_principal(
     request: Request, svc: Annotated[Services, Depends(get_services)]
 ) -> Principal:
-    principal = await authenticate(svc, api_key_of(request))
-    request.state.principal = principal
-    return principal
+    """The calling key, counted against its *read* rate limit."""
+    return await authenticate(svc, api_key_of(request), Category.READ)
+
+
+async def get_executing_principal(
+    request: Request, svc: Annotated[Services, Depends(get_services)]
+) -> Principal:
+    """The calling key, counted against its *execute* rate limit (run starts, sends)."""
+    return await authenticate(svc, api_key_of(request), Category.EXECUTE)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ExecutingPrincipalDep = Annotated[Principal, Depends(get_executing_principal)]

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from flowgate import errors, ids
 from flowgate.service.core import Services
+from flowgate.service.ratelimit import Category
 from flowgate.store.base import KeyRow
 
 SCOPES = (
@@ -62,8 +63,10 @@ class Principal:
             raise errors.Forbidden(f"This API key lacks the {scope!r} scope")
 
 
-async def authenticate(svc: Services, secret: str | None) -> Principal:
-    """Raises Unauthorized for a missing, unknown, revoked or expired key."""
+async def authenticate(
+    svc: Services, secret: str | None, category: Category = Category.READ
+) -> Principal:
+    """Raises Unauthorized for a missing, unknown, revoked or expired key; RateLimited."""
     if not secret:
         raise errors.Unauthorized("Missing API key: send it as x-api-key or Authorization: Bearer")
     digest = hash_key(secret)
@@ -78,6 +81,8 @@ async def authenticate(svc: Services, secret: str | None) -> Principal:
         raise errors.Unauthorized("This API key has expired")
     if key["last_used_at"] is None or now - key["last_used_at"] > _TOUCH_EVERY:
         await svc.store.touch_key(key["id"], now=now)
+    if not key["is_bootstrap"]:
+        svc.rate_limiter.hit(key["id"], category, key["rate_limit_per_minute"])
     return Principal(
         key_id=key["id"],
         project_id=key["project_id"],

@@ -17,6 +17,7 @@ from flowgate.engine.notifier import InProcessNotifier, Notifier
 from flowgate.engine.steps import CheckContext, StepType, load_built_in_steps
 from flowgate.engine.templating import TemplateEngine
 from flowgate.engine.worker import Worker
+from flowgate.service.ratelimit import RateLimiter
 from flowgate.settings import Settings
 from flowgate.store import open_store
 from flowgate.store.base import Store
@@ -37,6 +38,7 @@ class Services:
     catalog: WorkflowCatalog
     checker: DefinitionChecker
     executor: RunExecutor
+    rate_limiter: RateLimiter
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def new_worker(self, concurrency: int) -> Worker:
@@ -73,6 +75,11 @@ def build_services(
         catalog=catalog,
         checker=DefinitionChecker(
             step_types=step_types, templates=templates, ctx=CheckContext(functions=registry)
+        ),
+        rate_limiter=RateLimiter(
+            clock=the_clock,
+            execute_limit=settings.execute_rate_limit,
+            read_limit=settings.read_rate_limit,
         ),
         executor=RunExecutor(
             store=store,

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from flowgate import errors
 from flowgate.api import views
-from flowgate.api.deps import PrincipalDep, ServicesDep
+from flowgate.api.deps import ExecutingPrincipalDep, PrincipalDep, ServicesDep
 from flowgate.api.models import RunRequest
 from flowgate.api.responses import ok, page
 from flowgate.service import runs as service
@@ -47,7 +47,7 @@ def wait_seconds(header: str | None, max_wait: float) -> float:
 async def start_run(
     workflow_id: str,
     svc: ServicesDep,
-    who: PrincipalDep,
+    who: ExecutingPrincipalDep,
     body: Annotated[RunRequest, Body()],
     x_api_wait: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
