@@ -35,3 +35,9 @@ class ProjectRequest(_Body):
     name: StrictStr = Field(min_length=1, max_length=200)
     id: StrictStr | None = Field(None, pattern=r"^prj_[A-Za-z0-9_-]{1,59}$")
     org_id: StrictStr | None = Field(None, alias="orgId", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class BatchRequest(_Body):
+    runs: list[dict[str, Any]] = Field(
+        min_length=1, max_length=1000, description="Up to 1,000 run requests, each as for /run."
+    )

@@ -12,6 +12,7 @@ from flowgate.service.core import Services
 from flowgate.service.jsondiff import differences, json_equal
 from flowgate.store.base import (
     IdempotencyClaim,
+    InsertedRun,
     NewRun,
     Page,
     RunFilter,
@@ -53,9 +54,71 @@ async def start_run(svc: Services, principal: Principal, cmd: StartRun) -> Start
     Raises NotFound, InvalidStatus, InvalidRequest, ValidationFailed, IdempotencyKeyReused.
     """
     principal.require("workflows:execute")
-    workflow = await svc.store.get_workflow(principal.project_id, cmd.workflow)
+    workflow = await _find_workflow(svc, principal, cmd.workflow)
+    [result] = await _start_many(svc, principal, workflow, [cmd])
+    if isinstance(result, errors.FlowgateError):
+        raise result
+    return result
+
+
+StartResult = StartedRun | errors.FlowgateError
+
+
+async def start_runs(
+    svc: Services, principal: Principal, workflow_ref: str, cmds: list[StartRun]
+) -> list[StartResult]:
+    """Start several runs of one workflow in one transaction; one result (or error) per item.
+
+    Raises NotFound for the workflow itself; each item's own problems are in its result.
+    """
+    principal.require("workflows:execute")
+    workflow = await _find_workflow(svc, principal, workflow_ref)
+    return await _start_many(svc, principal, workflow, cmds)
+
+
+async def _find_workflow(svc: Services, principal: Principal, ref: str) -> WorkflowRow:
+    workflow = await svc.store.get_workflow(principal.project_id, ref)
     if workflow is None:
         raise errors.NotFound("Workflow not found")
+    return workflow
+
+
+async def _start_many(
+    svc: Services, principal: Principal, workflow: WorkflowRow, cmds: list[StartRun]
+) -> list[StartResult]:
+    results: list[StartResult | None] = [None] * len(cmds)
+    to_insert: list[tuple[int, NewRun]] = []
+    for index, cmd in enumerate(cmds):
+        try:
+            prepared = await _prepare(svc, principal, workflow, cmd)
+        except errors.FlowgateError as exc:
+            results[index] = exc
+            continue
+        if isinstance(prepared, StartedRun):
+            results[index] = prepared
+        else:
+            to_insert.append((index, prepared))
+    if to_insert:
+        inserted = await svc.store.insert_runs([new for _, new in to_insert])
+        for (index, new), outcome in zip(to_insert, inserted, strict=True):
+            results[index] = _outcome(outcome, new)
+        svc.notifier.work_available()
+    return [r for r in results if r is not None]
+
+
+def _outcome(inserted: InsertedRun, new: NewRun) -> StartResult:
+    if not inserted.replayed or new.idempotency is None:
+        return StartedRun(run=inserted.run)
+    try:
+        return _replay(inserted.run, stored=inserted.stored_input, sent=new.idempotency.input)
+    except errors.FlowgateError as exc:
+        return exc
+
+
+async def _prepare(
+    svc: Services, principal: Principal, workflow: WorkflowRow, cmd: StartRun
+) -> NewRun | StartedRun:
+    """The run to insert, or the earlier run when an inactive workflow's key replays."""
     sent_input = {} if cmd.input is None else cmd.input
     if not isinstance(sent_input, dict):
         raise errors.InvalidRequest(
@@ -74,12 +137,7 @@ async def start_run(svc: Services, principal: Principal, cmd: StartRun) -> Start
         connection = await svc.store.get_connection(principal.project_id, cmd.connection_id)
         if connection is None:
             raise errors.NotFound("Connection not found")
-    new = _new_run(svc, principal, workflow, compiled, cmd, run_input, sent_input)
-    inserted = (await svc.store.insert_runs([new]))[0]
-    if inserted.replayed:
-        return _replay(inserted.run, stored=inserted.stored_input, sent=sent_input)
-    svc.notifier.work_available()
-    return StartedRun(run=inserted.run)
+    return _new_run(svc, principal, workflow, compiled, cmd, run_input, sent_input)
 
 
 def _new_run(

@@ -6,17 +6,21 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from flowgate import errors
 from flowgate.api import views
 from flowgate.api.deps import ExecutingPrincipalDep, PrincipalDep, ServicesDep
-from flowgate.api.models import RunRequest
+from flowgate.api.errors import error_body
+from flowgate.api.models import BatchRequest, RunRequest
 from flowgate.api.responses import ok, page
 from flowgate.service import runs as service
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
+from flowgate.service.ratelimit import Category
 from flowgate.store.base import Page, RunFilter, RunStatus
+from flowgate.types import JSON
 
 router = APIRouter(tags=["runs"])
 _TRUE, _FALSE = ("true", "1"), ("false", "0", "")
@@ -80,6 +84,51 @@ async def _answer_after_wait(
     detail = await service.wait_for_run(svc, who, run_id, wait)
     finished = RunStatus(detail.run["status"]).is_terminal
     return ok(views.run_detail(detail), status_code=200 if finished else 202, headers=headers)
+
+
+@router.post("/api/v1/workflows/{workflow_id}/run/batch", summary="Start up to 1,000 runs")
+async def start_batch(
+    workflow_id: str,
+    svc: ServicesDep,
+    who: ExecutingPrincipalDep,
+    body: Annotated[BatchRequest, Body()],
+) -> Response:
+    """One result per item, in order; one bad item does not sink the others."""
+    commands: list[service.StartRun | errors.FlowgateError] = []
+    for index, item in enumerate(body.runs):
+        try:
+            if index > 0:
+                svc.rate_limiter.hit(who.key_id, Category.EXECUTE, who.rate_limit_per_minute)
+            commands.append(_batch_command(workflow_id, item))
+        except errors.FlowgateError as exc:
+            commands.append(exc)
+    valid = [c for c in commands if isinstance(c, service.StartRun)]
+    started = iter(await service.start_runs(svc, who, workflow_id, valid))
+    results = [c if isinstance(c, errors.FlowgateError) else next(started) for c in commands]
+    return ok([_batch_item(result) for result in results])
+
+
+def _batch_command(workflow_id: str, item: dict[str, object]) -> service.StartRun:
+    try:
+        request = RunRequest.model_validate(item)
+    except ValidationError as exc:
+        details = [{"path": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise errors.InvalidRequest("Invalid run request", details=details) from exc
+    return service.StartRun(
+        workflow=workflow_id,
+        input=request.input,
+        env=request.env,
+        connection_id=request.connection_id,
+        idempotency_key=request.idempotency_key,
+        priority=request.priority,
+        source="batch",
+    )
+
+
+def _batch_item(result: service.StartResult) -> JSON:
+    if isinstance(result, errors.FlowgateError):
+        return error_body(result.code, result.message, result.details)  # type: ignore[return-value]
+    return {"success": True, "data": views.started_run(result.run)}
 
 
 @router.get("/api/v1/runs/{run_id}", summary="A run with its steps")
