@@ -312,3 +312,14 @@ async def test_get_unknown_run_returns_404(client: httpx.AsyncClient) -> None:
         "success": False,
         "error": {"code": "NOT_FOUND", "message": "Run not found"},
     }
+
+
+async def test_start_run_overlong_idempotency_header_returns_400(client: httpx.AsyncClient) -> None:
+    await create_workflow(client, simple_workflow("wf_a"))
+
+    response = await client.post(
+        "/api/v1/workflows/wf_a/run", headers={"Idempotency-Key": "k" * 501}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"

@@ -54,7 +54,7 @@ async def start_run(
     who: ExecutingPrincipalDep,
     body: Annotated[RunRequest, Body()],
     x_api_wait: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
     wait = wait_seconds(x_api_wait, svc.settings.max_wait_secs)
     started = await service.start_run(
