@@ -1,0 +1,136 @@
+"""The servers under test: flowgate (``flowgate serve``) and the reference apps (uvicorn)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import procs
+
+FLOWGATE_WORKERS = 4
+UNFINISHED = ("queued", "pending", "running", "waiting")
+UNSUCCESSFUL = ("failed", "canceled", "timed_out")
+_RATE_LIMIT_OFF = "1000000000"
+_POLL_SECS = 0.1
+_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flowgate:
+    """A running flowgate server and an admin client for it."""
+
+    base_url: str
+    admin_key: str
+    client: httpx.Client
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"x-api-key": self.admin_key}
+
+    def create_workflow(self, definition: dict[str, Any]) -> None:
+        response = self.client.post("/api/v1/workflows", json=definition)
+        _expect(response, 201, "create workflow")
+
+    def wait_idle(self, workflow_id: str, *, timeout: float) -> float | None:
+        """Seconds until no run of ``workflow_id`` is unfinished; ``None`` past ``timeout``."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if not self._runs(workflow_id, UNFINISHED, limit=1)["data"]:
+                return time.monotonic() - start
+            time.sleep(_POLL_SECS)
+        return None
+
+    def count_runs(self, workflow_id: str, statuses: Sequence[str], *, cap: int = 100_000) -> int:
+        """Runs of ``workflow_id`` in ``statuses``, paging through the list (up to ``cap``)."""
+        count, cursor = 0, None
+        while count < cap:
+            page = self._runs(workflow_id, statuses, limit=_PAGE, cursor=cursor)
+            count += len(page["data"])
+            cursor = page.get("nextCursor")
+            if not page.get("hasMore") or not cursor:
+                break
+        return count
+
+    def _runs(
+        self, workflow_id: str, statuses: Sequence[str], *, limit: int, cursor: str | None = None
+    ) -> dict[str, Any]:
+        params = {"workflowId": workflow_id, "status": ",".join(statuses), "limit": str(limit)}
+        if cursor:
+            params["cursor"] = cursor
+        response = self.client.get("/api/v1/runs", params=params)
+        _expect(response, 200, "list runs")
+        page: dict[str, Any] = response.json()
+        return page
+
+
+@contextlib.contextmanager
+def flowgate_server(workdir: Path) -> Iterator[Flowgate]:
+    """``flowgate serve`` on a fresh SQLite file and a free port, with a random admin key."""
+    port = procs.free_port()
+    admin_key = "fgk_" + secrets.token_urlsafe(24)
+    env = _clean_env() | {
+        "FLOWGATE_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "FLOWGATE_HOST": "127.0.0.1",
+        "FLOWGATE_PORT": str(port),
+        "FLOWGATE_ADMIN_KEY": admin_key,
+        "FLOWGATE_WORKERS": str(FLOWGATE_WORKERS),
+        "FLOWGATE_LOG_LEVEL": "warning",
+        "FLOWGATE_LOG_FORMAT": "json",
+        "FLOWGATE_DATA_DIR": str(workdir / "flowgate-data"),
+        # The benchmark measures the server, not the per-key limiter's 429s.
+        "FLOWGATE_EXECUTE_RATE_LIMIT": _RATE_LIMIT_OFF,
+        "FLOWGATE_READ_RATE_LIMIT": _RATE_LIMIT_OFF,
+    }
+    argv = [*_flowgate_command(), "serve"]
+    log_path = workdir / "flowgate.log"
+    with (
+        procs.server_process("flowgate", argv, env=env, port=port, log_path=log_path) as url,
+        httpx.Client(base_url=url, headers={"x-api-key": admin_key}, timeout=30.0) as client,
+    ):
+        yield Flowgate(base_url=url, admin_key=admin_key, client=client)
+
+
+@contextlib.contextmanager
+def reference_server(app: str, workdir: Path, **extra_env: str) -> Iterator[str]:
+    """``app`` (``module:attribute``) under uvicorn, configured as flowgate configures it."""
+    port = procs.free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", app,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "auto", "--http", "auto", "--lifespan", "on",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    name = app.rpartition(":")[2]
+    env = _clean_env() | extra_env
+    with procs.server_process(
+        name, argv, env=env, port=port, log_path=workdir / f"{name}.log"
+    ) as url:
+        yield url
+
+
+def _flowgate_command() -> list[str]:
+    script = Path(sys.executable).with_name("flowgate")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-c", "from flowgate.cli import main; main()"]
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment minus ``FLOWGATE_*``: a developer's own settings must not leak in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")}
+
+
+def _expect(response: httpx.Response, status: int, what: str) -> None:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{what}: expected {status}, got {response.status_code}: {response.text[:500]}"
+        )
