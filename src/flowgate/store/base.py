@@ -6,11 +6,13 @@ Methods are domain verbs, one transaction each. Hot paths are batch-shaped (``in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, TypedDict
+
+from sqlalchemy.engine import Connection
 
 from flowgate.types import JSON, JSONObject
 
@@ -211,6 +213,7 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
+    async def migrate(self, upgrade: Callable[[Connection], None]) -> None: ...
 
     async def ensure_project(self, row: ProjectRow) -> None: ...
     async def insert_project(self, row: ProjectRow) -> None: ...

@@ -1,21 +1,25 @@
-"""The store on SQLAlchemy Core, shared by SQLite and PostgreSQL; dialect quirks in subclasses."""
+"""The store on SQLAlchemy Core, shared by SQLite and PostgreSQL; dialect quirks in subclasses.
+
+Every method builds its statements here and hands one synchronous function to ``_read`` or
+``_write``, which run it in one transaction: on PostgreSQL through ``AsyncConnection.run_sync``
+(asyncpg underneath), on SQLite in a thread, so that a whole method costs one hop, not one per
+statement.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from flowgate.store import tables as t
 from flowgate.store.base import (
     TERMINAL_RUN_STATUSES,
     ConnectionRow,
-    Duplicate,
     InsertedRun,
     KeyRow,
     Lease,
@@ -32,6 +36,7 @@ from flowgate.store.base import (
 )
 from flowgate.types import JSONObject
 
+T = TypeVar("T")
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 
 
@@ -47,74 +52,92 @@ def _row(row: sa.Row[Any]) -> Any:
     return dict(row._mapping)
 
 
+def _first(conn: Connection, query: sa.Executable) -> Any:
+    found = conn.execute(query).first()
+    return None if found is None else _row(found)
+
+
+def _every(conn: Connection, query: sa.Executable) -> Any:
+    return [_row(found) for found in conn.execute(query)]
+
+
+def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
+    """Keyset pagination on (created_at, id), newest first: stable under concurrent inserts."""
+    if page.after is None:
+        return None
+    created, last_id = page.after
+    c = table.c
+    return sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < last_id))
+
+
 class SqlStore:
-    """One transaction per method. Subclasses give the engine, upserts and the claim query."""
+    """One transaction per method. Subclasses run transactions and give dialect statements."""
 
     is_sqlite = False
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
     async def close(self) -> None:
-        await self.engine.dispose()
+        raise NotImplementedError
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction. SQLite serializes these in-process (see ``SqliteStore``)."""
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except sa.exc.IntegrityError as exc:
-            raise Duplicate(str(exc.orig)) from exc
+    async def _read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` on a connection (reads only)."""
+        raise NotImplementedError
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+    async def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction; a unique violation raises ``Duplicate``."""
+        raise NotImplementedError
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT … ON CONFLICT DO NOTHING`` in this dialect."""
         raise NotImplementedError
 
+    async def _one(self, query: sa.Executable) -> Any:
+        return await self._read(lambda conn: _first(conn, query))
+
+    async def _all(self, query: sa.Executable) -> Any:
+        return await self._read(lambda conn: _every(conn, query))
+
+    async def _execute(self, *statements: sa.Executable) -> None:
+        def work(conn: Connection) -> None:
+            for statement in statements:
+                conn.execute(statement)
+
+        await self._write(work)
+
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self._one(sa.select(sa.literal(1)))
 
     # projects -------------------------------------------------------------------------------
 
     async def ensure_project(self, row: ProjectRow) -> None:
-        async with self.write() as conn:
-            await conn.execute(self.insert_ignore(t.projects).values(**row))
+        await self._execute(self.insert_ignore(t.projects).values(**row))
 
     async def insert_project(self, row: ProjectRow) -> None:
-        async with self.write() as conn:
-            await conn.execute(t.projects.insert().values(**row))
+        await self._execute(t.projects.insert().values(**row))
 
     async def get_project(self, project_id: str) -> ProjectRow | None:
-        async with self.read() as conn:
-            result = await conn.execute(t.projects.select().where(t.projects.c.id == project_id))
-            found = result.first()
-        return None if found is None else cast(ProjectRow, _row(found))
+        return cast(
+            ProjectRow | None,
+            await self._one(t.projects.select().where(t.projects.c.id == project_id)),
+        )
 
     async def list_projects(self, project_ids: Sequence[str] | None) -> list[ProjectRow]:
         query = t.projects.select().order_by(t.projects.c.created_at, t.projects.c.id)
         if project_ids is not None:
             query = query.where(t.projects.c.id.in_(project_ids))
-        async with self.read() as conn:
-            return [cast(ProjectRow, _row(r)) for r in await conn.execute(query)]
+        return cast(list[ProjectRow], await self._all(query))
 
     # keys -----------------------------------------------------------------------------------
 
     async def insert_key(self, row: KeyRow) -> None:
-        async with self.write() as conn:
-            await conn.execute(t.api_keys.insert().values(**row))
+        await self._execute(t.api_keys.insert().values(**row))
 
     async def upsert_bootstrap_key(self, row: KeyRow) -> None:
         """Make the bootstrap key exist with exactly this hash, replacing an earlier one."""
-        async with self.write() as conn:
-            await conn.execute(t.api_keys.delete().where(t.api_keys.c.id == row["id"]))
-            await conn.execute(t.api_keys.delete().where(t.api_keys.c.key_hash == row["key_hash"]))
-            await conn.execute(t.api_keys.insert().values(**row))
+        k = t.api_keys.c
+        await self._execute(
+            t.api_keys.delete().where(sa.or_(k.id == row["id"], k.key_hash == row["key_hash"])),
+            t.api_keys.insert().values(**row),
+        )
 
     async def find_key(self, key_hash: str) -> tuple[KeyRow, ProjectRow] | None:
         project_cols = [c.label(f"project__{c.name}") for c in t.projects.c]
@@ -123,160 +146,119 @@ class SqlStore:
             .join(t.projects, t.projects.c.id == t.api_keys.c.project_id)
             .where(t.api_keys.c.key_hash == key_hash)
         )
-        async with self.read() as conn:
-            found = (await conn.execute(query)).first()
-        if found is None:
+        mapping = await self._one(query)
+        if mapping is None:
             return None
-        mapping = _row(found)
         key = {c.name: mapping[c.name] for c in t.api_keys.c}
         project = {c.name: mapping[f"project__{c.name}"] for c in t.projects.c}
         return cast(KeyRow, key), cast(ProjectRow, project)
 
     async def list_keys(self, project_id: str) -> list[KeyRow]:
-        query = (
-            t.api_keys.select()
-            .where(t.api_keys.c.project_id == project_id)
-            .order_by(t.api_keys.c.created_at, t.api_keys.c.id)
-        )
-        async with self.read() as conn:
-            return [cast(KeyRow, _row(r)) for r in await conn.execute(query)]
+        k = t.api_keys.c
+        query = t.api_keys.select().where(k.project_id == project_id).order_by(k.created_at, k.id)
+        return cast(list[KeyRow], await self._all(query))
 
     async def get_key(self, project_id: str, key_id: str) -> KeyRow | None:
-        query = t.api_keys.select().where(
-            t.api_keys.c.project_id == project_id, t.api_keys.c.id == key_id
-        )
-        async with self.read() as conn:
-            found = (await conn.execute(query)).first()
-        return None if found is None else cast(KeyRow, _row(found))
+        k = t.api_keys.c
+        query = t.api_keys.select().where(k.project_id == project_id, k.id == key_id)
+        return cast(KeyRow | None, await self._one(query))
 
     async def revoke_key(self, project_id: str, key_id: str, *, now: datetime) -> KeyRow | None:
-        async with self.write() as conn:
-            await conn.execute(
-                t.api_keys.update()
-                .where(
-                    t.api_keys.c.project_id == project_id,
-                    t.api_keys.c.id == key_id,
-                    t.api_keys.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
+        k = t.api_keys.c
+        mine = sa.and_(k.project_id == project_id, k.id == key_id)
+
+        def work(conn: Connection) -> Any:
+            conn.execute(
+                t.api_keys.update().where(mine, k.revoked_at.is_(None)).values(revoked_at=now)
             )
-            found = (
-                await conn.execute(
-                    t.api_keys.select().where(
-                        t.api_keys.c.project_id == project_id, t.api_keys.c.id == key_id
-                    )
-                )
-            ).first()
-        return None if found is None else cast(KeyRow, _row(found))
+            return _first(conn, t.api_keys.select().where(mine))
+
+        return cast(KeyRow | None, await self._write(work))
 
     async def touch_key(self, key_id: str, *, now: datetime) -> None:
-        async with self.write() as conn:
-            await conn.execute(
-                t.api_keys.update().where(t.api_keys.c.id == key_id).values(last_used_at=now)
-            )
+        await self._execute(
+            t.api_keys.update().where(t.api_keys.c.id == key_id).values(last_used_at=now)
+        )
 
     # workflows ------------------------------------------------------------------------------
 
+    def _version_insert(self, row: WorkflowRow) -> sa.Executable:
+        return t.workflow_versions.insert().values(
+            workflow_id=row["id"],
+            version=row["version"],
+            definition=row["definition"],
+            created_at=row["updated_at"],
+        )
+
     async def insert_workflow(self, row: WorkflowRow) -> None:
         """Raises ``Duplicate`` when the id or the name is taken."""
-        async with self.write() as conn:
-            await conn.execute(t.workflows.insert().values(**row))
-            await conn.execute(
-                t.workflow_versions.insert().values(
-                    workflow_id=row["id"],
-                    version=row["version"],
-                    definition=row["definition"],
-                    created_at=row["updated_at"],
-                )
-            )
+        await self._execute(t.workflows.insert().values(**row), self._version_insert(row))
 
     async def get_workflow(self, project_id: str, id_or_name: str) -> WorkflowRow | None:
-        by_id = t.workflows.select().where(
-            t.workflows.c.project_id == project_id, t.workflows.c.id == id_or_name
-        )
-        by_name = t.workflows.select().where(
-            t.workflows.c.project_id == project_id, t.workflows.c.name == id_or_name
-        )
-        async with self.read() as conn:
-            found = (await conn.execute(by_id)).first()
-            if found is None:
-                found = (await conn.execute(by_name)).first()
-        return None if found is None else cast(WorkflowRow, _row(found))
-
-    async def list_workflows(self, project_id: str, page: Page) -> list[WorkflowRow]:
-        wf = t.workflows.c
+        """By id, else by exact name: one statement, the id match first."""
+        w = t.workflows.c
         query = (
             t.workflows.select()
-            .where(wf.project_id == project_id)
-            .order_by(wf.created_at.desc(), wf.id.desc())
+            .where(w.project_id == project_id, sa.or_(w.id == id_or_name, w.name == id_or_name))
+            .order_by(sa.case((w.id == id_or_name, 0), else_=1))
+            .limit(1)
+        )
+        return cast(WorkflowRow | None, await self._one(query))
+
+    async def list_workflows(self, project_id: str, page: Page) -> list[WorkflowRow]:
+        w = t.workflows.c
+        query = (
+            t.workflows.select()
+            .where(w.project_id == project_id)
+            .order_by(w.created_at.desc(), w.id.desc())
             .limit(page.limit)
         )
-        if page.after is not None:
-            created, last_id = page.after
-            query = query.where(
-                sa.or_(wf.created_at < created, sa.and_(wf.created_at == created, wf.id < last_id))
-            )
-        async with self.read() as conn:
-            return [cast(WorkflowRow, _row(r)) for r in await conn.execute(query)]
+        after = _after(t.workflows, page)
+        if after is not None:
+            query = query.where(after)
+        return cast(list[WorkflowRow], await self._all(query))
 
     async def update_workflow(self, row: WorkflowRow, *, new_version: bool) -> None:
         """Raises ``Duplicate`` when the new name is taken."""
         values = {k: v for k, v in row.items() if k not in ("id", "project_id", "created_at")}
-        async with self.write() as conn:
-            await conn.execute(
-                t.workflows.update().where(t.workflows.c.id == row["id"]).values(**values)
-            )
-            if new_version:
-                await conn.execute(
-                    t.workflow_versions.insert().values(
-                        workflow_id=row["id"],
-                        version=row["version"],
-                        definition=row["definition"],
-                        created_at=row["updated_at"],
-                    )
-                )
+        update = t.workflows.update().where(t.workflows.c.id == row["id"]).values(**values)
+        if new_version:
+            await self._execute(update, self._version_insert(row))
+        else:
+            await self._execute(update)
 
     async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
+        v = t.workflow_versions.c
         query = (
             t.workflow_versions.select()
-            .where(t.workflow_versions.c.workflow_id == workflow_id)
-            .order_by(t.workflow_versions.c.version.desc())
+            .where(v.workflow_id == workflow_id)
+            .order_by(v.version.desc())
         )
-        async with self.read() as conn:
-            return [cast(WorkflowVersionRow, _row(r)) for r in await conn.execute(query)]
+        return cast(list[WorkflowVersionRow], await self._all(query))
 
     async def get_workflow_version(
         self, workflow_id: str, version: int
     ) -> WorkflowVersionRow | None:
+        v = t.workflow_versions.c
         query = t.workflow_versions.select().where(
-            t.workflow_versions.c.workflow_id == workflow_id,
-            t.workflow_versions.c.version == version,
+            v.workflow_id == workflow_id, v.version == version
         )
-        async with self.read() as conn:
-            found = (await conn.execute(query)).first()
-        return None if found is None else cast(WorkflowVersionRow, _row(found))
+        return cast(WorkflowVersionRow | None, await self._one(query))
 
     # connections ----------------------------------------------------------------------------
 
     async def get_connection(self, project_id: str, connection_id: str) -> ConnectionRow | None:
-        query = t.connections.select().where(
-            t.connections.c.project_id == project_id, t.connections.c.id == connection_id
-        )
-        async with self.read() as conn:
-            found = (await conn.execute(query)).first()
-        return None if found is None else cast(ConnectionRow, _row(found))
+        c = t.connections.c
+        query = t.connections.select().where(c.project_id == project_id, c.id == connection_id)
+        return cast(ConnectionRow | None, await self._one(query))
 
     # runs -----------------------------------------------------------------------------------
 
     async def insert_runs(self, runs: Sequence[NewRun]) -> list[InsertedRun]:
         """Insert runs in one transaction; a taken idempotency key answers with its run instead."""
-        results: list[InsertedRun] = []
-        async with self.write() as conn:
-            for new in runs:
-                results.append(await self._insert_run(conn, new))
-        return results
+        return await self._write(lambda conn: [self._insert_run(conn, new) for new in runs])
 
-    async def _insert_run(self, conn: AsyncConnection, new: NewRun) -> InsertedRun:
+    def _insert_run(self, conn: Connection, new: NewRun) -> InsertedRun:
         claim = new.idempotency
         run = new.row
         if claim is not None:
@@ -286,10 +268,10 @@ class SqlStore:
                 ik.workflow_id == run["workflow_id"],
                 ik.key == claim.key,
             )
-            await conn.execute(
+            conn.execute(
                 t.idempotency_keys.delete().where(same_key, ik.expires_at <= run["created_at"])
             )
-            inserted = await conn.execute(
+            inserted = conn.execute(
                 self.insert_ignore(t.idempotency_keys).values(
                     project_id=run["project_id"],
                     workflow_id=run["workflow_id"],
@@ -301,14 +283,10 @@ class SqlStore:
                 )
             )
             if inserted.rowcount == 0:
-                existing = (
-                    await conn.execute(sa.select(ik.run_id, ik.input).where(same_key))
-                ).one()
-                found = (
-                    await conn.execute(t.runs.select().where(t.runs.c.id == existing.run_id))
-                ).one()
-                return InsertedRun(run=_row(found), replayed=True, stored_input=existing.input)
-        await conn.execute(t.runs.insert().values(**run))
+                existing = conn.execute(sa.select(ik.run_id, ik.input).where(same_key)).one()
+                found = _first(conn, t.runs.select().where(t.runs.c.id == existing.run_id))
+                return InsertedRun(run=found, replayed=True, stored_input=existing.input)
+        conn.execute(t.runs.insert().values(**run))
         return InsertedRun(run=run)
 
     async def get_idempotent_run(
@@ -326,11 +304,9 @@ class SqlStore:
                 ik.expires_at > now,
             )
         )
-        async with self.read() as conn:
-            found = (await conn.execute(query)).first()
-        if found is None:
+        row = await self._one(query)
+        if row is None:
             return None
-        row = _row(found)
         stored = row.pop("idempotency_input")
         return InsertedRun(run=row, replayed=True, stored_input=stored)
 
@@ -338,9 +314,7 @@ class SqlStore:
         query = t.runs.select().where(t.runs.c.id == run_id)
         if project_id is not None:
             query = query.where(t.runs.c.project_id == project_id)
-        async with self.read() as conn:
-            found = (await conn.execute(query)).first()
-        return None if found is None else cast(RunRow, _row(found))
+        return cast(RunRow | None, await self._one(query))
 
     async def list_runs(self, project_id: str, where: RunFilter, page: Page) -> list[RunRow]:
         r = t.runs.c
@@ -358,48 +332,40 @@ class SqlStore:
             query = query.where(r.source == where.source)
         if where.created_after is not None:
             query = query.where(r.created_at > where.created_after)
-        if page.after is not None:
-            created, last_id = page.after
-            query = query.where(
-                sa.or_(r.created_at < created, sa.and_(r.created_at == created, r.id < last_id))
-            )
-        async with self.read() as conn:
-            return [cast(RunRow, _row(row)) for row in await conn.execute(query)]
+        after = _after(t.runs, page)
+        if after is not None:
+            query = query.where(after)
+        return cast(list[RunRow], await self._all(query))
 
     async def list_step_runs(self, run_id: str) -> list[StepRunRow]:
         s = t.step_runs.c
         query = t.step_runs.select().where(s.run_id == run_id).order_by(s.position, s.attempt)
-        async with self.read() as conn:
-            return [cast(StepRunRow, _row(row)) for row in await conn.execute(query)]
+        return cast(list[StepRunRow], await self._all(query))
 
     async def cancel_run(
         self, project_id: str, run_id: str, *, error: JSONObject, now: datetime
     ) -> RunRow | None:
         """Cancel a run that has not ended; returns the run as it is afterwards (None: unknown)."""
         r = t.runs.c
-        async with self.write() as conn:
-            await conn.execute(
-                t.runs.update()
-                .where(
-                    r.id == run_id,
-                    r.project_id == project_id,
-                    r.status.not_in(TERMINAL_VALUES),
-                )
-                .values(
-                    status=RunStatus.CANCELED,
-                    error=error,
-                    completed_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    queued_reason=None,
-                )
+        mine = sa.and_(r.id == run_id, r.project_id == project_id)
+        cancel = (
+            t.runs.update()
+            .where(mine, r.status.not_in(TERMINAL_VALUES))
+            .values(
+                status=RunStatus.CANCELED,
+                error=error,
+                completed_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                queued_reason=None,
             )
-            found = (
-                await conn.execute(
-                    t.runs.select().where(r.id == run_id, r.project_id == project_id)
-                )
-            ).first()
-        return None if found is None else cast(RunRow, _row(found))
+        )
+
+        def work(conn: Connection) -> Any:
+            conn.execute(cancel)
+            return _first(conn, t.runs.select().where(mine))
+
+        return cast(RunRow | None, await self._write(work))
 
     # worker ---------------------------------------------------------------------------------
 
@@ -418,13 +384,21 @@ class SqlStore:
             "lease_owner": owner,
             "lease_expires_at": lease_until,
             "lease_epoch": r.lease_epoch + 1,
-            "started_at": sa.func.coalesce(r.started_at, clock_bind(now)),
+            "started_at": sa.func.coalesce(
+                r.started_at, sa.bindparam("now_started", now, type_=t.UTCMillis())
+            ),
         }
+
+    def claim_statement(
+        self, *, owner: str, limit: int, now: datetime, lease_until: datetime
+    ) -> sa.Executable:
+        raise NotImplementedError
 
     async def claim_runs(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[RunRow]:
-        raise NotImplementedError
+        statement = self.claim_statement(owner=owner, limit=limit, now=now, lease_until=lease_until)
+        return cast(list[RunRow], await self._write(lambda conn: _every(conn, statement)))
 
     def _guard(self, lease: Lease) -> sa.ColumnElement[bool]:
         r = t.runs.c
@@ -440,26 +414,21 @@ class SqlStore:
         changes = dict(progress.run_changes) or {"lease_epoch": t.runs.c.lease_epoch}
         if changes.get("status") in TERMINAL_VALUES:
             changes |= {"lease_owner": None, "lease_expires_at": None}
+        update = t.runs.update().where(self._guard(lease)).values(**changes)
+        steps = [dict(s) for s in progress.steps]
+
+        def work(conn: Connection) -> None:
+            if conn.execute(update).rowcount != 1:
+                raise _LeaseLost
+            if steps:
+                conn.execute(t.step_runs.insert(), steps)
+
         try:
-            async with self.write() as conn:
-                result = await conn.execute(
-                    t.runs.update().where(self._guard(lease)).values(**changes)
-                )
-                if result.rowcount != 1:
-                    raise _LeaseLost
-                if progress.steps:
-                    await conn.execute(t.step_runs.insert(), [dict(s) for s in progress.steps])
+            await self._write(work)
         except _LeaseLost:
             return False
         return True
 
     async def renew_lease(self, lease: Lease, *, lease_until: datetime) -> bool:
-        async with self.write() as conn:
-            result = await conn.execute(
-                t.runs.update().where(self._guard(lease)).values(lease_expires_at=lease_until)
-            )
-        return bool(result.rowcount == 1)
-
-
-def clock_bind(now: datetime) -> sa.BindParameter[datetime]:
-    return sa.bindparam("now_started", now, type_=t.UTCMillis())
+        update = t.runs.update().where(self._guard(lease)).values(lease_expires_at=lease_until)
+        return await self._write(lambda conn: conn.execute(update).rowcount == 1)
