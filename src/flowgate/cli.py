@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -45,7 +46,7 @@ def serve(
     from flowgate.server import serve as run_server
 
     settings = _settings(host=host, port=port, workers=workers)
-    asyncio.run(run_server(settings, examples=examples, show_key=show_key))
+    _run(run_server(settings, examples=examples, show_key=show_key))
 
 
 @app.command()
@@ -65,7 +66,7 @@ def worker(
             err=True,
         )
         raise typer.Exit(2)
-    asyncio.run(run_worker(settings))
+    _run(run_worker(settings))
 
 
 @db_app.command("upgrade")
@@ -75,6 +76,16 @@ def db_upgrade() -> None:
 
     asyncio.run(upgrade(_settings()))
     typer.echo("database is up to date")
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (uvicorn[standard] brings it), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def main() -> None:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Safety re-scan for work when no notification arrives."
     )
     idempotency_ttl_secs: int = Field(86_400, gt=0, description="How long idempotency keys last.")
+    cache_secs: float = Field(
+        2.0,
+        ge=0,
+        description="How long API keys and workflows are cached per process (0 = off); "
+        "changes made through another process show within this time.",
+    )
     strict_templates: bool = Field(False, description="Undefined template variables are errors.")
     python_modules: str = Field(
         "", description="Comma-separated modules whose registered functions `python` steps call."

@@ -11,7 +11,7 @@ from flowgate.service.core import Services
 from flowgate.service.ratelimit import Category
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

@@ -70,7 +70,11 @@ async def authenticate(
     if not secret:
         raise errors.Unauthorized("Missing API key: send it as x-api-key or Authorization: Bearer")
     digest = hash_key(secret)
-    found = await svc.store.find_key(digest)
+    found = svc.key_cache.get(digest)
+    if found is None:
+        found = await svc.store.find_key(digest)
+        if found is not None:
+            svc.key_cache.put(digest, found)
     if found is None or not hmac.compare_digest(found[0]["key_hash"], digest):
         raise errors.Unauthorized("Invalid API key")
     key, project = found
@@ -80,6 +84,7 @@ async def authenticate(
     if key["expires_at"] is not None and key["expires_at"] <= now:
         raise errors.Unauthorized("This API key has expired")
     if key["last_used_at"] is None or now - key["last_used_at"] > _TOUCH_EVERY:
+        key["last_used_at"] = now
         await svc.store.touch_key(key["id"], now=now)
     if not key["is_bootstrap"]:
         svc.rate_limiter.hit(key["id"], category, key["rate_limit_per_minute"])
@@ -150,6 +155,7 @@ async def revoke_key(svc: Services, principal: Principal, key_id: str) -> KeyRow
     """Raises Forbidden without admin, NotFound for unknown or foreign keys."""
     principal.require("admin")
     row = await svc.store.revoke_key(principal.project_id, key_id, now=svc.clock.now())
+    svc.key_cache.clear()
     if row is None:
         raise errors.NotFound("API key not found")
     return row

@@ -17,10 +17,11 @@ from flowgate.engine.notifier import InProcessNotifier, Notifier
 from flowgate.engine.steps import CheckContext, StepType, load_built_in_steps
 from flowgate.engine.templating import TemplateEngine
 from flowgate.engine.worker import Worker
+from flowgate.service.cache import TTLCache
 from flowgate.service.ratelimit import RateLimiter
 from flowgate.settings import Settings
 from flowgate.store import open_store
-from flowgate.store.base import Store
+from flowgate.store.base import KeyRow, ProjectRow, Store, WorkflowRow
 from flowgate.store.migrate import upgrade_database
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Services:
     checker: DefinitionChecker
     executor: RunExecutor
     rate_limiter: RateLimiter
+    key_cache: TTLCache[str, tuple[KeyRow, ProjectRow]]
+    workflow_cache: TTLCache[tuple[str, str], WorkflowRow]
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def new_worker(self, concurrency: int) -> Worker:
@@ -76,6 +79,8 @@ def build_services(
         checker=DefinitionChecker(
             step_types=step_types, templates=templates, ctx=CheckContext(functions=registry)
         ),
+        key_cache=TTLCache(ttl=settings.cache_secs),
+        workflow_cache=TTLCache(ttl=settings.cache_secs),
         rate_limiter=RateLimiter(
             clock=the_clock,
             execute_limit=settings.execute_rate_limit,

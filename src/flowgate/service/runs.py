@@ -10,6 +10,7 @@ from flowgate.engine.definition import CompiledWorkflow
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
 from flowgate.service.jsondiff import differences, json_equal
+from flowgate.service.workflows import find_workflow
 from flowgate.store.base import (
     IdempotencyClaim,
     InsertedRun,
@@ -77,7 +78,7 @@ async def start_runs(
 
 
 async def _find_workflow(svc: Services, principal: Principal, ref: str) -> WorkflowRow:
-    workflow = await svc.store.get_workflow(principal.project_id, ref)
+    workflow = await find_workflow(svc, principal.project_id, ref)
     if workflow is None:
         raise errors.NotFound("Workflow not found")
     return workflow

@@ -66,6 +66,7 @@ async def create_workflow(svc: Services, principal: Principal, cmd: WriteWorkflo
     )
     try:
         await svc.store.insert_workflow(row)
+        svc.workflow_cache.clear()
     except Duplicate as exc:
         raise errors.Conflict(_taken_message(row)) from exc
     return row
@@ -77,9 +78,20 @@ def _taken_message(row: WorkflowRow) -> str:
 
 async def get_workflow(svc: Services, principal: Principal, id_or_name: str) -> WorkflowRow:
     """Raises NotFound ("Workflow not found") for unknown and foreign workflows."""
-    row = await svc.store.get_workflow(principal.project_id, id_or_name)
+    row = await find_workflow(svc, principal.project_id, id_or_name)
     if row is None:
         raise errors.NotFound("Workflow not found")
+    return row
+
+
+async def find_workflow(svc: Services, project_id: str, id_or_name: str) -> WorkflowRow | None:
+    """By id or exact name, through the per-process cache that writes here clear."""
+    key = (project_id, id_or_name)
+    row = svc.workflow_cache.get(key)
+    if row is None:
+        row = await svc.store.get_workflow(project_id, id_or_name)
+        if row is not None:
+            svc.workflow_cache.put(key, row)
     return row
 
 
@@ -116,6 +128,7 @@ async def update_workflow(
         await svc.store.update_workflow(row, new_version=changed)
     except Duplicate as exc:
         raise errors.Conflict(_taken_message(row)) from exc
+    svc.workflow_cache.clear()
     return row
 
 
@@ -131,6 +144,7 @@ async def set_workflow_status(
         return current
     row = WorkflowRow(**{**current, "status": status.value, "updated_at": svc.clock.now()})
     await svc.store.update_workflow(row, new_version=False)
+    svc.workflow_cache.clear()
     return row
 
 
@@ -149,7 +163,7 @@ async def apply_workflow(
     key = body.get("id") or body.get("name")
     existing = None
     if isinstance(key, str):
-        existing = await svc.store.get_workflow(principal.project_id, key)
+        existing = await find_workflow(svc, principal.project_id, key)
     if existing is None:
         row = await create_workflow(svc, principal, WriteWorkflow(body=body))
     else:
