@@ -3,6 +3,11 @@
 Each store method runs whole in one thread hop: reads on a small pool of reader threads (WAL lets
 them run beside the writer), writes on one writer thread, so writes never contend in-process and
 ``BEGIN IMMEDIATE`` keeps other processes (``flowgate db upgrade``) orderly.
+
+Writes are group-committed: the writer thread takes every write waiting at that moment and runs
+them in one transaction, each inside its own savepoint (a failing write rolls back alone). Each
+caller learns its result only after the shared COMMIT, so durability is unchanged while a burst of
+run starts shares one commit.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -45,8 +51,32 @@ def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+@dataclass(slots=True)
+class _WriteJob:
+    work: Callable[[Connection], Any]
+    future: asyncio.Future[Any]
+    error: BaseException | None = None
+    result: Any = None
+
+
+def _deliver(jobs: list[_WriteJob]) -> None:
+    for job in jobs:
+        if job.future.cancelled():
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
+
+
 def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite://", "sqlite://", 1)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, sa.exc.IntegrityError):
+        return Duplicate(str(exc.orig))
+    return exc
 
 
 class SqliteStore(SqlStore):
@@ -67,6 +97,9 @@ class SqliteStore(SqlStore):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
         self._local = threading.local()
         self._opened: list[Connection] = []
+        self._pending: list[_WriteJob] = []
+        self._pending_lock = threading.Lock()
+        self._draining = False
 
     async def close(self) -> None:
         await asyncio.to_thread(self._shutdown)
@@ -91,7 +124,26 @@ class SqliteStore(SqlStore):
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._run_read, work)
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._run_write, work)
+        loop = asyncio.get_running_loop()
+        job = _WriteJob(work, loop.create_future())
+        with self._pending_lock:
+            self._pending.append(job)
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._writer.submit(self._drain, loop)
+        return await job.future  # type: ignore[no-any-return]
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Writer thread: commit batches of waiting writes until none is left."""
+        while True:
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._draining = False
+                    return
+            self._commit(batch)
+            loop.call_soon_threadsafe(_deliver, batch)
 
     def _run_read(self, work: Callable[[Connection], T]) -> T:
         conn = self._connection().execution_options(**{_BEGIN: None})
@@ -100,13 +152,25 @@ class SqliteStore(SqlStore):
         finally:
             conn.rollback()
 
-    def _run_write(self, work: Callable[[Connection], T]) -> T:
+    def _commit(self, batch: list[_WriteJob]) -> None:
         conn = self._connection().execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
         try:
             with conn.begin():
-                return work(conn)
-        except sa.exc.IntegrityError as exc:
-            raise Duplicate(str(exc.orig)) from exc
+                for job in batch:
+                    self._run_job(conn, job, alone=len(batch) == 1)
+        except Exception as exc:
+            for job in batch:
+                job.error = job.error or _translate(exc)
+
+    def _run_job(self, conn: Connection, job: _WriteJob, *, alone: bool) -> None:
+        if alone:
+            job.result = job.work(conn)
+            return
+        try:
+            with conn.begin_nested():
+                job.result = job.work(conn)
+        except Exception as exc:
+            job.error = _translate(exc)
 
     async def migrate(self, upgrade: Callable[[Connection], None]) -> None:
         """Run ``upgrade`` (Alembic) on the writer thread."""
