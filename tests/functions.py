@@ -32,3 +32,22 @@ def explode(config: dict[str, Any], context: Any) -> None:
 
 def not_json(config: dict[str, Any], context: Any) -> object:
     return {1, 2}
+
+
+FLAKY: dict[str, int] = {}
+
+
+def fail_twice(config: dict[str, Any], context: Any) -> dict[str, int]:
+    """Fails on the first two attempts (counted per config key), then succeeds."""
+    count = FLAKY.get(config["key"], 0) + 1
+    FLAKY[config["key"]] = count
+    if count < 3:
+        raise RuntimeError(f"attempt {count} failed")
+    return {"attempts": context.attempt}
+
+
+async def slow(config: dict[str, Any], context: Any) -> str:
+    import asyncio
+
+    await asyncio.sleep(30)
+    return "never"

@@ -323,3 +323,19 @@ async def test_start_run_overlong_idempotency_header_returns_400(client: httpx.A
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize("value", [1, 2.5, True, None, "7", [1, "a"], {"n": 0}])
+async def test_step_output_of_any_json_type_reads_back(
+    client: httpx.AsyncClient, value: object
+) -> None:
+    definition = simple_workflow("wf_any")
+    definition["steps"][0]["config"]["mapping"] = value
+    await create_workflow(client, definition)
+
+    response = await client.post("/api/v1/workflows/wf_any/run", headers={"x-api-wait": "true"})
+
+    data = response.json()["data"]
+    assert data["status"] == "completed"
+    assert data["output"] == value
+    assert data["steps"][0]["output"] == value

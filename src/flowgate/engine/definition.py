@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from flowgate.engine.retry import NO_RETRY, RetryPolicy, check_retry, policy_for
 from flowgate.engine.schema import InputValidator, check_schema
 from flowgate.engine.steps import CheckContext, Problem, StepType
 from flowgate.engine.templating import TemplateEngine
@@ -39,6 +40,8 @@ class StepDef:
     condition: str | None
     continue_on_error: bool
     connection_id: str | None
+    retry: RetryPolicy = NO_RETRY
+    timeout_secs: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +56,7 @@ class CompiledWorkflow:
     env: dict[str, str]
     output: JSON
     has_output: bool
+    timeout_secs: float | None = None
 
 
 class DefinitionChecker:
@@ -101,9 +105,12 @@ class DefinitionChecker:
             for key, value in env.items():
                 if not isinstance(value, str | int | float | bool) or value is None:
                     problems.append(Problem(["env", key], "env values must be strings or numbers"))
-        timeout = definition.get("timeoutSecs")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= 0:
-            problems.append(Problem(["timeoutSecs"], "must be greater than 0"))
+        problems += _timeout_problems(definition, ["timeoutSecs"])
+        if definition.get("retry") is not None:
+            problems += [
+                Problem(["retry", *path], message)
+                for path, message in check_retry(definition["retry"])
+            ]
         return problems
 
     def _check_trigger(self, trigger: JSON) -> list[Problem]:
@@ -144,6 +151,11 @@ class DefinitionChecker:
                 problems.append(Problem([key], "must be a string"))
         if "continueOnError" in step and not isinstance(step["continueOnError"], bool):
             problems.append(Problem(["continueOnError"], "must be true or false"))
+        problems += _timeout_problems(step, ["timeoutSecs"])
+        if step.get("retry") is not None:
+            problems += [
+                Problem(["retry", *path], message) for path, message in check_retry(step["retry"])
+            ]
         if "config" in step and not isinstance(step["config"], dict):
             problems.append(Problem(["config"], "must be an object"))
         condition = step.get("if")
@@ -188,9 +200,21 @@ class DefinitionChecker:
         return problems
 
 
+def _timeout_problems(block: JSONObject, path: list[str | int]) -> list[Problem]:
+    timeout = block.get("timeoutSecs")
+    if timeout is None:
+        return []
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        return [Problem(path, "must be a number of seconds")]
+    if not 0 < timeout <= 31_622_400:
+        return [Problem(path, "must be greater than 0 and at most 366 days")]
+    return []
+
+
 def compile_workflow(workflow_id: str, version: int, definition: JSONObject) -> CompiledWorkflow:
     """Build the runnable form of a checked definition."""
     raw_steps: list[Any] = list(definition.get("steps") or [])  # type: ignore[arg-type]
+    workflow_retry = definition.get("retry")
     steps = tuple(
         StepDef(
             id=step["id"],
@@ -200,6 +224,8 @@ def compile_workflow(workflow_id: str, version: int, definition: JSONObject) -> 
             condition=step.get("if"),
             continue_on_error=bool(step.get("continueOnError", False)),
             connection_id=step.get("connectionId"),
+            retry=policy_for(step.get("retry"), workflow_retry),
+            timeout_secs=step.get("timeoutSecs"),
         )
         for step in raw_steps
     )
@@ -215,7 +241,14 @@ def compile_workflow(workflow_id: str, version: int, definition: JSONObject) -> 
         env={key: _env_text(value) for key, value in env_defaults.items()},
         output=definition.get("output"),
         has_output="output" in definition,
+        timeout_secs=_number_or_none(definition.get("timeoutSecs")),
     )
+
+
+def _number_or_none(value: JSON) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _env_text(value: JSON) -> str:

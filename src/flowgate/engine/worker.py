@@ -63,9 +63,21 @@ class Worker:
                 if claimed and len(self._active) < self._concurrency:
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
         finally:
             await self._drain()
+
+    async def _idle_seconds(self) -> float:
+        """Sleep until woken, the next durable timer, or the safety re-scan, whichever is first."""
+        try:
+            wake_at = await self._store.next_wake_at()
+        except Exception:
+            log.exception("worker.next_wake_failed", extra={"owner": self.owner})
+            return self._poll_interval
+        if wake_at is None:
+            return self._poll_interval
+        until_wake = (wake_at - self._clock.now()).total_seconds()
+        return min(self._poll_interval, max(until_wake, 0.001))
 
     async def run_until_idle(self) -> None:
         """Claim and execute until nothing is claimable (for tests and one-shot use)."""

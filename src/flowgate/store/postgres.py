@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -66,6 +66,15 @@ class PostgresStore(SqlStore):
 
     def insert_ignore(self, table: sa.Table) -> Any:
         return postgresql.insert(table).on_conflict_do_nothing()
+
+    def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
+        statement = postgresql.insert(table)
+        others = {
+            c.name: statement.excluded[c.name]
+            for c in table.c
+            if c.name not in keys and not c.primary_key
+        }
+        return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
 
     def claim_statement(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime

@@ -38,6 +38,7 @@ from flowgate.types import JSONObject
 
 T = TypeVar("T")
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
+_RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
 
 
 _ik = t.idempotency_keys.c
@@ -100,6 +101,10 @@ class SqlStore:
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT … ON CONFLICT DO NOTHING`` in this dialect."""
+        raise NotImplementedError
+
+    def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
+        """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column, in this dialect."""
         raise NotImplementedError
 
     async def _one(self, query: sa.Executable) -> Any:
@@ -380,12 +385,21 @@ class SqlStore:
     # worker ---------------------------------------------------------------------------------
 
     def claimable(self, now: datetime) -> sa.ColumnElement[bool]:
-        """Runs a worker may take: pending ones, and running ones whose lease lapsed."""
+        """Runs a worker may take: pending ones, waiting ones whose time came, and running ones
+        whose lease lapsed."""
         r = t.runs.c
         return sa.or_(
             r.status == RunStatus.PENDING,
+            sa.and_(r.status == RunStatus.WAITING, r.wake_at <= now),
             sa.and_(r.status == RunStatus.RUNNING, r.lease_expires_at < now),
         )
+
+    async def next_wake_at(self) -> datetime | None:
+        """When the earliest waiting run wants to be resumed."""
+        r = t.runs.c
+        query = sa.select(sa.func.min(r.wake_at)).where(r.status == RunStatus.WAITING)
+        found = await self._one(query)
+        return None if found is None else cast("datetime | None", next(iter(found.values())))
 
     def claim_values(self, *, owner: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
         r = t.runs.c
@@ -422,16 +436,17 @@ class SqlStore:
     async def save_progress(self, lease: Lease, progress: RunProgress) -> bool:
         """Commit finished steps and run changes if the lease still holds; False if it does not."""
         changes = dict(progress.run_changes) or {"lease_epoch": t.runs.c.lease_epoch}
-        if changes.get("status") in TERMINAL_VALUES:
+        if changes.get("status") in _RELEASING:
             changes |= {"lease_owner": None, "lease_expires_at": None}
         update = t.runs.update().where(self._guard(lease)).values(**changes)
         steps = [dict(s) for s in progress.steps]
+        upsert = self.upsert(t.step_runs, ("run_id", "step_id", "attempt"))
 
         def work(conn: Connection) -> None:
             if conn.execute(update).rowcount != 1:
                 raise _LeaseLost
             if steps:
-                conn.execute(t.step_runs.insert(), steps)
+                conn.execute(upsert, steps)
 
         try:
             await self._write(work)

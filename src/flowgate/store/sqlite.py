@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -184,6 +184,15 @@ class SqliteStore(SqlStore):
 
     def insert_ignore(self, table: sa.Table) -> Any:
         return sqlite.insert(table).on_conflict_do_nothing()
+
+    def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
+        statement = sqlite.insert(table)
+        others = {
+            c.name: statement.excluded[c.name]
+            for c in table.c
+            if c.name not in keys and not c.primary_key
+        }
+        return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
 
     def claim_statement(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -25,7 +26,23 @@ class UTCMillis(sa.types.TypeDecorator[datetime]):
         return None if value is None else clock.from_millis(value)
 
 
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+class SQLiteJSON(sa.types.TypeDecorator[Any]):
+    """JSON kept as TEXT on SQLite. A column declared ``JSON`` there has NUMERIC affinity, which
+    turns the text ``1`` into the integer 1 and breaks reading it back as JSON."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else orjson.dumps(value).decode()
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+JSONType = (
+    sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(SQLiteJSON(), "sqlite")
+)
 
 metadata = sa.MetaData(
     naming_convention={
@@ -135,6 +152,7 @@ runs = sa.Table(
     sa.Index("ix_runs_workflow_created", "workflow_id", "created_at"),
     sa.Index("ix_runs_claim", "status", "priority", "created_at"),
     sa.Index("ix_runs_parent", "parent_run_id"),
+    sa.Index("ix_runs_wake", "status", "wake_at"),
 )
 
 step_runs = sa.Table(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar, Protocol, TypeVar
 
+from flowgate.clock import Clock
 from flowgate.engine.functions import FunctionRegistry
 from flowgate.types import JSON, JSONObject
 
@@ -28,7 +30,11 @@ class CheckContext:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepContext:
-    """What a running step knows about its run. ``idempotency_key`` is stable across attempts."""
+    """What a running step knows about its run. ``idempotency_key`` is stable across attempts.
+
+    ``state`` is what the step handed to :class:`StepWait` last time, when it is resumed after a
+    durable wait; ``None`` on a first execution.
+    """
 
     run_id: str
     step_id: str
@@ -37,7 +43,9 @@ class StepContext:
     env: dict[str, str]
     connection: JSONObject | None
     functions: FunctionRegistry
+    clock: Clock
     idempotency_key: str = field(default="")
+    state: JSON = None
 
 
 class StepFailure(Exception):
@@ -47,6 +55,18 @@ class StepFailure(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class StepWait(Exception):
+    """The step waits durably until ``until``; the run holds no worker meanwhile.
+
+    ``state`` is kept with the step and given back as ``StepContext.state`` when it resumes.
+    """
+
+    def __init__(self, *, until: datetime, state: JSON = None) -> None:
+        super().__init__(f"waiting until {until.isoformat()}")
+        self.until = until
+        self.state = state
 
 
 class StepType(Protocol):
@@ -61,7 +81,7 @@ class StepType(Protocol):
 
 
 STEP_TYPES: dict[str, StepType] = {}
-_BUILT_IN = ("transform", "python", "fail")
+_BUILT_IN = ("transform", "python", "fail", "sleep")
 
 S = TypeVar("S")
 
