@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="How long API keys and workflows are cached per process (0 = off); "
         "changes made through another process show within this time.",
     )
+    http_allow_private: bool = Field(
+        False, description="Let http steps call private, loopback and link-local addresses."
+    )
+    http_timeout_secs: float = Field(30, gt=0, description="Default timeout of an http step.")
+    http_max_response_bytes: int = Field(
+        5_242_880, gt=0, description="Largest response body an http step reads."
+    )
     strict_templates: bool = Field(False, description="Undefined template variables are errors.")
     python_modules: str = Field(
         "", description="Comma-separated modules whose registered functions `python` steps call."

@@ -24,7 +24,7 @@ from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import CompiledWorkflow, StepDef
 from flowgate.engine.functions import FunctionRegistry
 from flowgate.engine.notifier import Notifier
-from flowgate.engine.steps import StepContext, StepFailure, StepType, StepWait
+from flowgate.engine.steps import HttpContext, StepContext, StepFailure, StepType, StepWait
 from flowgate.engine.templating import TemplateEngine
 from flowgate.store.base import (
     Lease,
@@ -87,6 +87,7 @@ class RunExecutor:
         templates: TemplateEngine,
         step_types: dict[str, StepType],
         functions: FunctionRegistry,
+        http: HttpContext,
         lease_secs: float,
     ) -> None:
         self._store = store
@@ -96,6 +97,7 @@ class RunExecutor:
         self._templates = templates
         self._step_types = step_types
         self._functions = functions
+        self._http = http
         self._lease_secs = lease_secs
 
     async def execute(self, run: RunRow) -> None:
@@ -211,6 +213,7 @@ class RunExecutor:
             connection=None,
             functions=self._functions,
             clock=self._clock,
+            http=self._http,
             idempotency_key=f"{state.run['id']}:{step.id}",
             state=resume_state,
         )

@@ -8,13 +8,15 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import httpx
+
 from flowgate.clock import Clock
 from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import DefinitionChecker
 from flowgate.engine.executor import RunExecutor
 from flowgate.engine.functions import FunctionRegistry, load_functions
 from flowgate.engine.notifier import InProcessNotifier, Notifier
-from flowgate.engine.steps import CheckContext, StepType, load_built_in_steps
+from flowgate.engine.steps import CheckContext, HttpContext, StepType, load_built_in_steps
 from flowgate.engine.templating import TemplateEngine
 from flowgate.engine.worker import Worker
 from flowgate.service.cache import TTLCache
@@ -39,6 +41,7 @@ class Services:
     catalog: WorkflowCatalog
     checker: DefinitionChecker
     executor: RunExecutor
+    http: HttpContext
     rate_limiter: RateLimiter
     key_cache: TTLCache[str, tuple[KeyRow, ProjectRow]]
     workflow_cache: TTLCache[tuple[str, str], WorkflowRow]
@@ -67,6 +70,13 @@ def build_services(
     step_types = load_built_in_steps()
     registry = functions if functions is not None else load_functions(settings.python_modules)
     catalog = WorkflowCatalog(store)
+    http = HttpContext(
+        client=httpx.AsyncClient(
+            timeout=settings.http_timeout_secs, follow_redirects=False, trust_env=False
+        ),
+        allow_private=settings.http_allow_private,
+        max_response_bytes=settings.http_max_response_bytes,
+    )
     return Services(
         settings=settings,
         store=store,
@@ -86,6 +96,7 @@ def build_services(
             execute_limit=settings.execute_rate_limit,
             read_limit=settings.read_rate_limit,
         ),
+        http=http,
         executor=RunExecutor(
             store=store,
             clock=the_clock,
@@ -94,6 +105,7 @@ def build_services(
             templates=templates,
             step_types=step_types,
             functions=registry,
+            http=http,
             lease_secs=settings.lease_secs,
         ),
     )
@@ -116,4 +128,5 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
+        await svc.http.client.aclose()
         await svc.store.close()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol, TypeVar
 
+import httpx
+
 from flowgate.clock import Clock
 from flowgate.engine.functions import FunctionRegistry
 from flowgate.types import JSON, JSONObject
@@ -29,6 +31,15 @@ class CheckContext:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HttpContext:
+    """The process's one outbound HTTP client and the rules it follows."""
+
+    client: httpx.AsyncClient
+    allow_private: bool = False
+    max_response_bytes: int = 5_242_880
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StepContext:
     """What a running step knows about its run. ``idempotency_key`` is stable across attempts.
 
@@ -44,6 +55,7 @@ class StepContext:
     connection: JSONObject | None
     functions: FunctionRegistry
     clock: Clock
+    http: HttpContext
     idempotency_key: str = field(default="")
     state: JSON = None
 
@@ -81,7 +93,7 @@ class StepType(Protocol):
 
 
 STEP_TYPES: dict[str, StepType] = {}
-_BUILT_IN = ("transform", "python", "fail", "sleep")
+_BUILT_IN = ("transform", "python", "fail", "sleep", "http")
 
 S = TypeVar("S")
 

@@ -1,0 +1,57 @@
+"""A loopback HTTP server that outbound steps call in tests (the real thing, not a mock)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+HITS: Counter[str] = Counter()
+
+
+async def echo(request: Request) -> Response:
+    body = await request.body()
+    return JSONResponse(
+        {
+            "method": request.method,
+            "query": dict(request.query_params),
+            "headers": {k: v for k, v in request.headers.items() if k.startswith("x-")},
+            "body": body.decode(),
+        }
+    )
+
+
+async def status(request: Request) -> Response:
+    code = int(request.path_params["code"])
+    return PlainTextResponse(f"status {code}", code)
+
+
+async def flaky(request: Request) -> Response:
+    """500 on the first two calls per key, then 200."""
+    key = request.path_params["key"]
+    HITS[key] += 1
+    if HITS[key] < 3:
+        return PlainTextResponse("not yet", 500)
+    return JSONResponse({"calls": HITS[key]})
+
+
+async def redirect(request: Request) -> Response:
+    return RedirectResponse(request.query_params["to"], status_code=302)
+
+
+async def big(request: Request) -> Response:
+    return PlainTextResponse("x" * int(request.query_params["bytes"]))
+
+
+app = Starlette(
+    routes=[
+        Route("/echo", echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/status/{code:int}", status),
+        Route("/flaky/{key}", flaky),
+        Route("/redirect", redirect),
+        Route("/big", big),
+    ]
+)
