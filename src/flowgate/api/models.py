@@ -41,3 +41,13 @@ class BatchRequest(_Body):
     runs: list[dict[str, Any]] = Field(
         min_length=1, max_length=1000, description="Up to 1,000 run requests, each as for /run."
     )
+
+
+class BulkRunsRequest(_Body):
+    """The same filters as ``GET /api/v1/runs``; ``dryRun`` only counts."""
+
+    workflow_id: StrictStr | None = Field(None, alias="workflowId")
+    status: StrictStr | list[StrictStr] | None = None
+    source: StrictStr | None = None
+    created_after: AwareDatetime | None = Field(None, alias="createdAfter", strict=False)
+    dry_run: bool = Field(False, alias="dryRun")

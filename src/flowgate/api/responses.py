@@ -17,7 +17,7 @@ class JSONResponse(StarletteJSONResponse):
 
 
 def ok(
-    data: JSON, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+    data: object, *, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"success": True, "data": data}, status_code=status_code, headers=headers)
 

@@ -144,7 +144,7 @@ class RunExecutor:
 
     async def _history(self, run: RunRow) -> dict[str, StepRunRow]:
         """Each step's latest attempt, for a run resumed after a wait, a crash or a lease loss."""
-        if run["lease_epoch"] <= 1:
+        if run["lease_epoch"] <= 1 and run["source"] != "rerun":
             return {}
         return {row["step_id"]: row for row in await self._store.list_step_runs(run["id"])}
 

@@ -277,3 +277,122 @@ async def cancel_run(svc: Services, principal: Principal, run_id: str) -> RunRow
         raise errors.Conflict(f"Run has already ended with status {run['status']}")
     svc.notifier.run_finished(run_id)
     return run
+
+
+def _copy_run(svc: Services, original: RunRow, *, source: str) -> RunRow:
+    """A new pending run with the original's workflow version, input and env."""
+    return RunRow(
+        **{
+            **original,
+            "id": ids.new_id("run"),
+            "status": RunStatus.PENDING.value,
+            "output": None,
+            "error": None,
+            "source": source,
+            "queued_reason": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "lease_epoch": 0,
+            "wake_at": None,
+            "created_at": svc.clock.now(),
+            "started_at": None,
+            "completed_at": None,
+        }
+    )
+
+
+async def _run_or_404(svc: Services, principal: Principal, run_id: str) -> RunRow:
+    run = await svc.store.get_run(principal.project_id, run_id)
+    if run is None:
+        raise errors.NotFound("Run not found")
+    return run
+
+
+async def _insert_started(svc: Services, new: list[NewRun]) -> list[StartedRun]:
+    inserted = await svc.store.insert_runs(new)
+    svc.notifier.work_available()
+    return [StartedRun(run=item.run) for item in inserted]
+
+
+async def replay_run(svc: Services, principal: Principal, run_id: str) -> StartedRun:
+    """A new run of the same version with the same input. Raises NotFound."""
+    principal.require("runs:write")
+    original = await _run_or_404(svc, principal, run_id)
+    [started] = await _insert_started(svc, [NewRun(row=_copy_run(svc, original, source="replay"))])
+    return started
+
+
+async def rerun_run(svc: Services, principal: Principal, run_id: str) -> StartedRun:
+    """A new run that reuses the original's finished steps and starts at the first other one.
+
+    Raises NotFound, or Conflict while the original has not ended.
+    """
+    principal.require("runs:write")
+    original = await _run_or_404(svc, principal, run_id)
+    if not RunStatus(original["status"]).is_terminal:
+        raise errors.Conflict(
+            f"Only a run that has ended can be rerun (it is {original['status']})"
+        )
+    workflow = await svc.catalog.get(original["workflow_id"], original["workflow_version"])
+    latest = {row["step_id"]: row for row in await svc.store.list_step_runs(original["id"])}
+    run = _copy_run(svc, original, source="rerun")
+    reused: list[StepRunRow] = []
+    for step in workflow.steps:
+        row = latest.get(step.id)
+        if row is None or row["status"] not in ("completed", "skipped"):
+            break
+        reused.append(StepRunRow(**{**row, "id": ids.new_id("stp"), "run_id": run["id"]}))
+    [started] = await _insert_started(svc, [NewRun(row=run, steps=reused)])
+    return started
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BulkResult:
+    matched: int
+    run_ids: list[str]
+    dry_run: bool
+
+
+BULK_LIMIT = 10_000
+
+
+async def cancel_runs(
+    svc: Services, principal: Principal, where: RunFilter, *, dry_run: bool
+) -> BulkResult:
+    """Cancel every unfinished run matching ``where`` (at most BULK_LIMIT per call)."""
+    principal.require("runs:write")
+    unfinished = RunFilter(
+        workflow_id=where.workflow_id,
+        statuses=[s for s in (where.statuses or _UNFINISHED) if s in _UNFINISHED],
+        source=where.source,
+        created_after=where.created_after,
+    )
+    if not unfinished.statuses:
+        return BulkResult(matched=0, run_ids=[], dry_run=dry_run)
+    matched = await svc.store.count_runs(principal.project_id, unfinished)
+    if dry_run:
+        return BulkResult(matched=matched, run_ids=[], dry_run=True)
+    error: JSONObject = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
+    canceled = await svc.store.cancel_matching(
+        principal.project_id, unfinished, error=error, now=svc.clock.now(), limit=BULK_LIMIT
+    )
+    for run_id in canceled:
+        svc.notifier.run_finished(run_id)
+    return BulkResult(matched=matched, run_ids=canceled, dry_run=False)
+
+
+async def replay_runs(
+    svc: Services, principal: Principal, where: RunFilter, *, dry_run: bool
+) -> BulkResult:
+    """Replay every run matching ``where`` (at most BULK_LIMIT per call)."""
+    principal.require("runs:write")
+    matched = await svc.store.count_runs(principal.project_id, where)
+    if dry_run:
+        return BulkResult(matched=matched, run_ids=[], dry_run=True)
+    originals = await svc.store.list_runs(principal.project_id, where, Page(limit=BULK_LIMIT))
+    copies = [NewRun(row=_copy_run(svc, run, source="replay")) for run in reversed(originals)]
+    started = await _insert_started(svc, copies) if copies else []
+    return BulkResult(matched=matched, run_ids=[s.run["id"] for s in started], dry_run=False)
+
+
+_UNFINISHED = ("queued", "pending", "running", "waiting")

@@ -162,6 +162,8 @@ class IdempotencyClaim:
 class NewRun:
     row: RunRow
     idempotency: IdempotencyClaim | None = None
+    #: Step outcomes the run starts with (a rerun reuses its original's finished steps).
+    steps: Sequence[StepRunRow] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,6 +251,10 @@ class Store(Protocol):
     async def cancel_run(
         self, project_id: str, run_id: str, *, error: JSONObject, now: datetime
     ) -> RunRow | None: ...
+    async def cancel_matching(
+        self, project_id: str, where: RunFilter, *, error: JSONObject, now: datetime, limit: int
+    ) -> list[str]: ...
+    async def count_runs(self, project_id: str, where: RunFilter) -> int: ...
 
     async def claim_runs(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime

@@ -74,6 +74,20 @@ def _every(conn: Connection, query: sa.Executable) -> Any:
     return [_row(found) for found in conn.execute(query)]
 
 
+def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]:
+    r = t.runs.c
+    clauses = [r.project_id == project_id]
+    if where.workflow_id is not None:
+        clauses.append(r.workflow_id == where.workflow_id)
+    if where.statuses:
+        clauses.append(r.status.in_(list(where.statuses)))
+    if where.source is not None:
+        clauses.append(r.source == where.source)
+    if where.created_after is not None:
+        clauses.append(r.created_at > where.created_after)
+    return clauses
+
+
 def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
     """Keyset pagination on (created_at, id), newest first: stable under concurrent inserts."""
     if page.after is None:
@@ -302,6 +316,8 @@ class SqlStore:
                 found = _first(conn, t.runs.select().where(t.runs.c.id == existing.run_id))
                 return InsertedRun(run=found, replayed=True, stored_input=existing.input)
         conn.execute(t.runs.insert(), run)
+        if new.steps:
+            conn.execute(t.step_runs.insert(), [dict(step) for step in new.steps])
         return InsertedRun(run=run)
 
     async def get_idempotent_run(
@@ -335,22 +351,45 @@ class SqlStore:
         r = t.runs.c
         query = (
             t.runs.select()
-            .where(r.project_id == project_id)
+            .where(*_matching(project_id, where))
             .order_by(r.created_at.desc(), r.id.desc())
             .limit(page.limit)
         )
-        if where.workflow_id is not None:
-            query = query.where(r.workflow_id == where.workflow_id)
-        if where.statuses:
-            query = query.where(r.status.in_(list(where.statuses)))
-        if where.source is not None:
-            query = query.where(r.source == where.source)
-        if where.created_after is not None:
-            query = query.where(r.created_at > where.created_after)
         after = _after(t.runs, page)
         if after is not None:
             query = query.where(after)
         return cast(list[RunRow], await self._all(query))
+
+    async def count_runs(self, project_id: str, where: RunFilter) -> int:
+        query = sa.select(sa.func.count()).select_from(t.runs).where(*_matching(project_id, where))
+        return int(await self._read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def cancel_matching(
+        self, project_id: str, where: RunFilter, *, error: JSONObject, now: datetime, limit: int
+    ) -> list[str]:
+        """Cancel up to ``limit`` unfinished runs matching ``where``; returns their ids."""
+        r = t.runs.c
+        candidates = (
+            sa.select(r.id)
+            .where(*_matching(project_id, where), r.status.not_in(TERMINAL_VALUES))
+            .limit(limit)
+            .scalar_subquery()
+        )
+        cancel = (
+            t.runs.update()
+            .where(r.id.in_(candidates), r.status.not_in(TERMINAL_VALUES))
+            .values(
+                status=RunStatus.CANCELED,
+                error=error,
+                completed_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                queued_reason=None,
+                wake_at=None,
+            )
+            .returning(r.id)
+        )
+        return await self._write(lambda conn: [row.id for row in conn.execute(cancel)])
 
     async def list_step_runs(self, run_id: str) -> list[StepRunRow]:
         s = t.step_runs.c
@@ -373,6 +412,7 @@ class SqlStore:
                 lease_owner=None,
                 lease_expires_at=None,
                 queued_reason=None,
+                wake_at=None,
             )
         )
 

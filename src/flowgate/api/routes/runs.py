@@ -13,7 +13,7 @@ from flowgate import errors
 from flowgate.api import views
 from flowgate.api.deps import ExecutingPrincipalDep, PrincipalDep, ServicesDep
 from flowgate.api.errors import error_body
-from flowgate.api.models import BatchRequest, RunRequest
+from flowgate.api.models import BatchRequest, BulkRunsRequest, RunRequest
 from flowgate.api.responses import ok, page
 from flowgate.service import runs as service
 from flowgate.service.auth import Principal
@@ -161,11 +161,11 @@ async def list_runs(
     statuses = _statuses(status)
     if created_after is not None and created_after.tzinfo is None:
         raise errors.InvalidRequest("createdAfter needs a time zone (e.g. a trailing Z)")
-    if workflow_id is not None:
-        found = await svc.store.get_workflow(who.project_id, workflow_id)
-        workflow_id = found["id"] if found else workflow_id
     where = RunFilter(
-        workflow_id=workflow_id, statuses=statuses, source=source, created_after=created_after
+        workflow_id=await _workflow_filter(svc, who, workflow_id),
+        statuses=statuses,
+        source=source,
+        created_after=created_after,
     )
     rows = await service.list_runs(
         svc, who, where, Page(limit=limit + 1, after=views.decode_cursor(cursor))
@@ -183,6 +183,67 @@ def _statuses(raw: list[str] | None) -> list[str]:
             f"Unknown status {unknown[0]!r}; one of {', '.join(sorted(allowed))}"
         )
     return values
+
+
+@router.post("/api/v1/runs/cancel", summary="Cancel every unfinished run matching the filters")
+async def cancel_matching(
+    body: Annotated[BulkRunsRequest, Body()], svc: ServicesDep, who: PrincipalDep
+) -> Response:
+    result = await service.cancel_runs(
+        svc, who, await _bulk_filter(svc, who, body), dry_run=body.dry_run
+    )
+    return ok(
+        {"matched": result.matched, "canceled": len(result.run_ids), "runIds": result.run_ids,
+         "dryRun": result.dry_run}
+    )  # fmt: skip
+
+
+@router.post("/api/v1/runs/replay", summary="Replay every run matching the filters")
+async def replay_matching(
+    body: Annotated[BulkRunsRequest, Body()], svc: ServicesDep, who: PrincipalDep
+) -> Response:
+    result = await service.replay_runs(
+        svc, who, await _bulk_filter(svc, who, body), dry_run=body.dry_run
+    )
+    return ok(
+        {"matched": result.matched, "replayed": len(result.run_ids), "runIds": result.run_ids,
+         "dryRun": result.dry_run}
+    )  # fmt: skip
+
+
+async def _bulk_filter(svc: Services, who: Principal, body: BulkRunsRequest) -> RunFilter:
+    raw = [body.status] if isinstance(body.status, str) else body.status
+    return RunFilter(
+        workflow_id=await _workflow_filter(svc, who, body.workflow_id),
+        statuses=_statuses(raw),
+        source=body.source,
+        created_after=body.created_after,
+    )
+
+
+async def _workflow_filter(svc: Services, who: Principal, workflow_id: str | None) -> str | None:
+    """A workflow id or exact name; unknown ones filter to nothing rather than to everything."""
+    if workflow_id is None:
+        return None
+    found = await svc.store.get_workflow(who.project_id, workflow_id)
+    return found["id"] if found else workflow_id
+
+
+@router.post("/api/v1/runs/{run_id}/replay", status_code=201, summary="Run again, same input")
+async def replay_run(run_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
+    started = await service.replay_run(svc, who, run_id)
+    return ok(views.started_run(started.run), status_code=201, headers=_run_headers(started))
+
+
+@router.post("/api/v1/runs/{run_id}/rerun", status_code=201, summary="Rerun from the failed step")
+async def rerun_run(run_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
+    started = await service.rerun_run(svc, who, run_id)
+    return ok(views.started_run(started.run), status_code=201, headers=_run_headers(started))
+
+
+def _run_headers(started: service.StartedRun) -> dict[str, str]:
+    run_id = started.run["id"]
+    return {"X-Run-Id": run_id, "Location": f"/api/v1/runs/{run_id}"}
 
 
 @router.post("/api/v1/runs/{run_id}/cancel", summary="Cancel a run that has not ended")
