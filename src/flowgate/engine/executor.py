@@ -24,7 +24,14 @@ from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import CompiledWorkflow, StepDef
 from flowgate.engine.functions import FunctionRegistry
 from flowgate.engine.notifier import Notifier
-from flowgate.engine.steps import HttpContext, StepContext, StepFailure, StepType, StepWait
+from flowgate.engine.steps import (
+    Children,
+    HttpContext,
+    StepContext,
+    StepFailure,
+    StepType,
+    StepWait,
+)
 from flowgate.engine.templating import TemplateEngine
 from flowgate.store.base import (
     Lease,
@@ -48,6 +55,7 @@ class StepOutcome:
     output: JSON = None
     error: JSONObject | None = None
     wait_until: datetime | None = None
+    wait_for_run: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -98,6 +106,7 @@ class RunExecutor:
         self._step_types = step_types
         self._functions = functions
         self._http = http
+        self.children: Children | None = None
         self._lease_secs = lease_secs
 
     async def execute(self, run: RunRow) -> None:
@@ -171,8 +180,7 @@ class RunExecutor:
         row = _step_row(state.run, step, position, attempt, outcome, started, self._clock.now())
         state.progress.steps.append(row)
         if outcome.status == StepStatus.WAITING:
-            assert outcome.wait_until is not None  # noqa: S101 - set with WAITING
-            await self._park(state, outcome.wait_until)
+            await self._park(state, outcome.wait_until, wait_for_run=outcome.wait_for_run)
             return False
         if outcome.status in _RETRYABLE and attempt < step.retry.max_attempts:
             await self._park(state, self._clock.now() + step.retry.delay_after(attempt))
@@ -214,6 +222,7 @@ class RunExecutor:
             functions=self._functions,
             clock=self._clock,
             http=self._http,
+            children=self.children,
             idempotency_key=f"{state.run['id']}:{step.id}",
             state=resume_state,
         )
@@ -228,8 +237,13 @@ class RunExecutor:
                 output = await self._step_types[step.type].execute(config, ctx)
             return StepOutcome(status=StepStatus.COMPLETED, output=_as_json(output))
         except StepWait as wait:
-            until = wait.until if state.deadline is None else min(wait.until, state.deadline)
-            return StepOutcome(status=StepStatus.WAITING, output=wait.state, wait_until=until)
+            until = _earliest(wait.until, state.deadline)
+            return StepOutcome(
+                status=StepStatus.WAITING,
+                output=wait.state,
+                wait_until=until,
+                wait_for_run=wait.wait_for_run,
+            )
         except StepFailure as exc:
             return StepOutcome(status=StepStatus.FAILED, error=_error(exc.code, exc.message, step))
         except TimeoutError:
@@ -249,9 +263,14 @@ class RunExecutor:
         if not await self._store.save_progress(state.lease, progress):
             raise LeaseLost
 
-    async def _park(self, state: _RunState, until: datetime) -> None:
-        """Commit what is done and leave the run ``waiting`` until ``until``."""
+    async def _park(
+        self, state: _RunState, until: datetime | None, *, wait_for_run: str | None = None
+    ) -> None:
+        """Commit what is done and leave the run ``waiting`` until ``until`` or woken."""
         state.progress.run_changes = {"status": RunStatus.WAITING.value, "wake_at": until}
+        if wait_for_run is not None and until is None:
+            state.progress.wait_for_run = wait_for_run
+            state.progress.now = self._clock.now()
         await self._flush(state)
         log.info("run.waiting", extra={"run_id": state.run["id"], "until": clock.to_wire(until)})
 
@@ -298,9 +317,18 @@ class RunExecutor:
             "wake_at": None,
             "completed_at": self._clock.now(),
         }
+        if state.run["parent_run_id"] is not None:
+            state.progress.wake_run = state.run["parent_run_id"]
+            state.progress.now = self._clock.now()
         await self._flush(state)
         self._notifier.run_finished(state.run["id"])
         log.info("run.finished", extra={"run_id": state.run["id"], "status": status.value})
+
+
+def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None or second is None:
+        return first or second
+    return min(first, second)
 
 
 def _deadline(run: RunRow, workflow: CompiledWorkflow) -> datetime | None:

@@ -77,7 +77,7 @@ def build_services(
         allow_private=settings.http_allow_private,
         max_response_bytes=settings.http_max_response_bytes,
     )
-    return Services(
+    services = Services(
         settings=settings,
         store=store,
         clock=the_clock,
@@ -109,6 +109,10 @@ def build_services(
             lease_secs=settings.lease_secs,
         ),
     )
+    from flowgate.service.children import ServiceChildren  # imports this module
+
+    services.executor.children = ServiceChildren(services)
+    return services
 
 
 @contextlib.asynccontextmanager

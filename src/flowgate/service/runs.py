@@ -276,7 +276,20 @@ async def cancel_run(svc: Services, principal: Principal, run_id: str) -> RunRow
     if run["status"] != RunStatus.CANCELED:
         raise errors.Conflict(f"Run has already ended with status {run['status']}")
     svc.notifier.run_finished(run_id)
+    await _cancel_descendants(svc, run_id, error)
     return run
+
+
+async def _cancel_descendants(svc: Services, run_id: str, error: JSONObject) -> None:
+    """Cancelling a parent cancels its children, and theirs."""
+    parents = [run_id]
+    while parents:
+        canceled: list[str] = []
+        for parent in parents:
+            canceled += await svc.store.cancel_children(parent, error=error, now=svc.clock.now())
+        for child in canceled:
+            svc.notifier.run_finished(child)
+        parents = canceled
 
 
 def _copy_run(svc: Services, original: RunRow, *, source: str) -> RunRow:

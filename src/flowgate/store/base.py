@@ -206,6 +206,11 @@ class RunProgress:
 
     steps: list[StepRunRow] = field(default_factory=list)
     run_changes: dict[str, object] = field(default_factory=dict)
+    #: The run waits for this other run to end: wake it at once if that already happened.
+    wait_for_run: str | None = None
+    #: This run ended: wake this (parent) run if it waits.
+    wake_run: str | None = None
+    now: datetime | None = None
 
 
 class Store(Protocol):
@@ -224,6 +229,9 @@ class Store(Protocol):
 
     async def insert_key(self, row: KeyRow) -> None: ...
     async def upsert_bootstrap_key(self, row: KeyRow) -> None: ...
+    async def cancel_children(
+        self, parent_run_id: str, *, error: JSONObject, now: datetime
+    ) -> list[str]: ...
     async def find_key(self, key_hash: str) -> tuple[KeyRow, ProjectRow] | None: ...
     async def list_keys(self, project_id: str) -> list[KeyRow]: ...
     async def get_key(self, project_id: str, key_id: str) -> KeyRow | None: ...

@@ -88,6 +88,21 @@ def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]
     return clauses
 
 
+def _wake_if_ended(other_run_id: str, now: datetime) -> sa.ColumnElement[Any]:
+    """``wake_at`` for a run waiting on another: now if that one has ended already, else NULL.
+
+    Evaluated in the parking transaction, so a child that ends just before its parent parks is
+    not missed: either this sees it ended, or its own wake-up finds the parent waiting.
+    """
+    other = t.runs.alias("other")
+    ended = (
+        sa.select(sa.literal(1))
+        .where(other.c.id == other_run_id, other.c.status.in_(TERMINAL_VALUES))
+        .exists()
+    )
+    return sa.case((ended, sa.bindparam("wake_now", now, type_=t.UTCMillis())), else_=None)
+
+
 def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
     """Keyset pagination on (created_at, id), newest first: stable under concurrent inserts."""
     if page.after is None:
@@ -360,6 +375,27 @@ class SqlStore:
             query = query.where(after)
         return cast(list[RunRow], await self._all(query))
 
+    async def cancel_children(
+        self, parent_run_id: str, *, error: JSONObject, now: datetime
+    ) -> list[str]:
+        """Cancel the unfinished children of a run; returns their ids."""
+        r = t.runs.c
+        cancel = (
+            t.runs.update()
+            .where(r.parent_run_id == parent_run_id, r.status.not_in(TERMINAL_VALUES))
+            .values(
+                status=RunStatus.CANCELED,
+                error=error,
+                completed_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                queued_reason=None,
+                wake_at=None,
+            )
+            .returning(r.id)
+        )
+        return await self._write(lambda conn: [row.id for row in conn.execute(cancel)])
+
     async def count_runs(self, project_id: str, where: RunFilter) -> int:
         query = sa.select(sa.func.count()).select_from(t.runs).where(*_matching(project_id, where))
         return int(await self._read(lambda conn: conn.execute(query).scalar_one()))
@@ -478,15 +514,27 @@ class SqlStore:
         changes = dict(progress.run_changes) or {"lease_epoch": t.runs.c.lease_epoch}
         if changes.get("status") in _RELEASING:
             changes |= {"lease_owner": None, "lease_expires_at": None}
+        if progress.wait_for_run is not None and progress.now is not None:
+            changes["wake_at"] = _wake_if_ended(progress.wait_for_run, progress.now)
         update = t.runs.update().where(self._guard(lease)).values(**changes)
         steps = [dict(s) for s in progress.steps]
         upsert = self.upsert(t.step_runs, ("run_id", "step_id", "attempt"))
+        wake = None
+        if progress.wake_run is not None and progress.now is not None:
+            r = t.runs.c
+            wake = (
+                t.runs.update()
+                .where(r.id == progress.wake_run, r.status == RunStatus.WAITING)
+                .values(wake_at=progress.now)
+            )
 
         def work(conn: Connection) -> None:
             if conn.execute(update).rowcount != 1:
                 raise _LeaseLost
             if steps:
                 conn.execute(upsert, steps)
+            if wake is not None:
+                conn.execute(wake)
 
         try:
             await self._write(work)

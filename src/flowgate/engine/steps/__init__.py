@@ -56,6 +56,7 @@ class StepContext:
     functions: FunctionRegistry
     clock: Clock
     http: HttpContext
+    children: Children | None = None
     idempotency_key: str = field(default="")
     state: JSON = None
 
@@ -70,15 +71,33 @@ class StepFailure(Exception):
 
 
 class StepWait(Exception):
-    """The step waits durably until ``until``; the run holds no worker meanwhile.
+    """The step waits durably until ``until`` (None: until woken, e.g. by ``wait_for_run``
+    ending); the run holds no worker meanwhile.
 
     ``state`` is kept with the step and given back as ``StepContext.state`` when it resumes.
     """
 
-    def __init__(self, *, until: datetime, state: JSON = None) -> None:
-        super().__init__(f"waiting until {until.isoformat()}")
+    def __init__(
+        self, *, until: datetime | None, state: JSON = None, wait_for_run: str | None = None
+    ) -> None:
+        super().__init__(f"waiting until {until.isoformat() if until else 'woken'}")
         self.until = until
         self.state = state
+        self.wait_for_run = wait_for_run
+
+
+class Children(Protocol):
+    """Starting and reading child runs, provided to steps by the service layer."""
+
+    async def start(
+        self, *, parent: str, project_id: str, key: str, workflow: str, input: JSON
+    ) -> JSONObject:
+        """Start (or, for the same ``key``, find again) a child run; returns ``{id, status}``.
+
+        Raises StepFailure when the child cannot start."""
+
+    async def get(self, run_id: str) -> JSONObject | None:
+        """``{id, status, output, error}`` of a run, or None."""
 
 
 class StepType(Protocol):
@@ -93,7 +112,7 @@ class StepType(Protocol):
 
 
 STEP_TYPES: dict[str, StepType] = {}
-_BUILT_IN = ("transform", "python", "fail", "sleep", "http")
+_BUILT_IN = ("transform", "python", "fail", "sleep", "http", "run_workflow")
 
 S = TypeVar("S")
 
