@@ -80,21 +80,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         path = tmp_path / "flowgate.db"
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    template_name = request.getfixturevalue("postgres_template")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster, postgres_template: str) -> str:
+    """A fresh, migrated PostgreSQL database for one test (a clone of the template)."""
     name = f"t_{uuid.uuid4().hex[:16]}"
 
     async def clone() -> None:
         engine = create_async_engine(
-            cluster.url.replace("postgresql://", "postgresql+asyncpg://"),
+            postgres.url.replace("postgresql://", "postgresql+asyncpg://"),
             isolation_level="AUTOCOMMIT",
         )
         async with engine.connect() as conn:
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE {template_name}'))
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE {postgres_template}'))
         await engine.dispose()
 
     _run(clone())
-    return cluster.url_for(name)
+    return postgres.url_for(name)
 
 
 class ThreadedServer:

@@ -25,6 +25,9 @@ class Notifier(Protocol):
     def watch_run(self, run_id: str) -> RunWatch:
         """Start listening for the end of ``run_id``; use before reading its status."""
 
+    def wake_everything(self) -> None:
+        """Signals may have been missed (a lost connection): wake workers and every waiter."""
+
 
 class RunWatch:
     """A subscription to one run's end; a context manager that unsubscribes on exit."""
@@ -66,6 +69,12 @@ class InProcessNotifier:
     def run_finished(self, run_id: str) -> None:
         for watch in self._watches.get(run_id, ()):
             watch.event.set()
+
+    def wake_everything(self) -> None:
+        self.work_available()
+        for watchers in self._watches.values():
+            for watch in watchers:
+                watch.event.set()
 
     def watch_run(self, run_id: str) -> RunWatch:
         watch = RunWatch(run_id, self._release)

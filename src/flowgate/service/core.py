@@ -122,15 +122,25 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
 
     await upgrade_database(svc.store)
     await bootstrap(svc)
-    worker_task = None
+    tasks = [
+        asyncio.create_task(
+            svc.store.listen(
+                on_work=svc.notifier.work_available,
+                on_run_done=svc.notifier.run_finished,
+                on_reconnect=svc.notifier.wake_everything,
+            ),
+            name="notify-listener",
+        )
+    ]
     if workers > 0:
-        worker_task = asyncio.create_task(svc.new_worker(workers).run(), name="worker")
+        tasks.append(asyncio.create_task(svc.new_worker(workers).run(), name="worker"))
     try:
         yield svc
     finally:
-        if worker_task is not None:
-            worker_task.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+                await task
         await svc.http.client.aclose()
         await svc.store.close()

@@ -1,11 +1,20 @@
-"""The PostgreSQL store: many processes, ``FOR UPDATE SKIP LOCKED`` claims."""
+"""The PostgreSQL store: many processes, ``FOR UPDATE SKIP LOCKED`` claims, LISTEN/NOTIFY.
+
+New work, timers and run endings are announced with ``pg_notify`` inside the committing
+transaction (ids only; PostgreSQL folds identical notifications of one transaction), and each
+process keeps one dedicated connection listening, which it re-opens after an outage and then
+treats as "anything may have happened": workers rescan, waiters re-read.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -14,10 +23,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from flowgate.store import tables as t
 from flowgate.store.base import Duplicate
-from flowgate.store.sql import SqlStore, json_dumps
+from flowgate.store.sql import RUN_DONE_CHANNEL, WORK_CHANNEL, SqlStore, json_dumps
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+_RECONNECT_SECS = 1.0
 _MIGRATION_LOCK_ID = 0x666C6F77  # "flow": one advisory lock id for every flowgate process
+
+
+def plain_url(url: str) -> str:
+    """The URL as libpq and asyncpg spell it."""
+    return "postgresql://" + async_url(url).removeprefix("postgresql+asyncpg://")
 
 
 def async_url(url: str) -> str:
@@ -29,6 +45,7 @@ def async_url(url: str) -> str:
 
 class PostgresStore(SqlStore):
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self._dsn = plain_url(url)
         self.engine = create_async_engine(
             async_url(url),
             json_serializer=json_dumps,
@@ -63,6 +80,41 @@ class PostgresStore(SqlStore):
             finally:
                 await conn.execute(sa.text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK_ID})"))
                 await conn.commit()
+
+    def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
+        conn.execute(sa.select(sa.func.pg_notify(channel, payload)))
+
+    async def listen(
+        self,
+        *,
+        on_work: Callable[[], None],
+        on_run_done: Callable[[str], None],
+        on_reconnect: Callable[[], None],
+    ) -> None:
+        while True:
+            try:
+                await self._listen_once(on_work, on_run_done, on_reconnect)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("notify.listener_lost", extra={"error": str(exc)})
+            await asyncio.sleep(_RECONNECT_SECS)
+
+    async def _listen_once(
+        self,
+        on_work: Callable[[], None],
+        on_run_done: Callable[[str], None],
+        on_reconnect: Callable[[], None],
+    ) -> None:
+        lost = asyncio.Event()
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(WORK_CHANNEL, lambda *_args: on_work())
+            await conn.add_listener(RUN_DONE_CHANNEL, lambda *args: on_run_done(str(args[3])))
+            on_reconnect()
+            await lost.wait()
+        finally:
+            if not conn.is_closed():
+                await conn.close()
 
     def insert_ignore(self, table: sa.Table) -> Any:
         return postgresql.insert(table).on_conflict_do_nothing()

@@ -38,6 +38,8 @@ from flowgate.types import JSONObject
 
 T = TypeVar("T")
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
+WORK_CHANNEL = "flowgate_work"
+RUN_DONE_CHANNEL = "flowgate_run_done"
 _RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
 
 
@@ -300,9 +302,27 @@ class SqlStore:
 
     # runs -----------------------------------------------------------------------------------
 
+    def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
+        """Tell other processes, when this transaction commits (PostgreSQL: NOTIFY)."""
+
+    async def listen(
+        self,
+        *,
+        on_work: Callable[[], None],
+        on_run_done: Callable[[str], None],
+        on_reconnect: Callable[[], None],
+    ) -> None:
+        """Deliver other processes' announcements until cancelled (one process: nothing to do)."""
+
     async def insert_runs(self, runs: Sequence[NewRun]) -> list[InsertedRun]:
         """Insert runs in one transaction; a taken idempotency key answers with its run instead."""
-        return await self._write(lambda conn: [self._insert_run(conn, new) for new in runs])
+
+        def work(conn: Connection) -> list[InsertedRun]:
+            inserted = [self._insert_run(conn, new) for new in runs]
+            self.announce(conn, WORK_CHANNEL)
+            return inserted
+
+        return await self._write(work)
 
     def _insert_run(self, conn: Connection, new: NewRun) -> InsertedRun:
         """Constant statements with parameters: building ``.values(**row)`` per call costs more
@@ -394,7 +414,13 @@ class SqlStore:
             )
             .returning(r.id)
         )
-        return await self._write(lambda conn: [row.id for row in conn.execute(cancel)])
+        return await self._write(lambda conn: self._cancel_and_announce(conn, cancel))
+
+    def _cancel_and_announce(self, conn: Connection, cancel: sa.Executable) -> list[str]:
+        canceled = [row.id for row in conn.execute(cancel)]
+        for run_id in canceled:
+            self.announce(conn, RUN_DONE_CHANNEL, run_id)
+        return canceled
 
     async def count_runs(self, project_id: str, where: RunFilter) -> int:
         query = sa.select(sa.func.count()).select_from(t.runs).where(*_matching(project_id, where))
@@ -425,7 +451,7 @@ class SqlStore:
             )
             .returning(r.id)
         )
-        return await self._write(lambda conn: [row.id for row in conn.execute(cancel)])
+        return await self._write(lambda conn: self._cancel_and_announce(conn, cancel))
 
     async def list_step_runs(self, run_id: str) -> list[StepRunRow]:
         s = t.step_runs.c
@@ -453,7 +479,8 @@ class SqlStore:
         )
 
         def work(conn: Connection) -> Any:
-            conn.execute(cancel)
+            if conn.execute(cancel).rowcount:
+                self.announce(conn, RUN_DONE_CHANNEL, run_id)
             return _first(conn, t.runs.select().where(mine))
 
         return cast(RunRow | None, await self._write(work))
@@ -528,13 +555,19 @@ class SqlStore:
                 .values(wake_at=progress.now)
             )
 
+        status = changes.get("status")
+
         def work(conn: Connection) -> None:
             if conn.execute(update).rowcount != 1:
                 raise _LeaseLost
             if steps:
                 conn.execute(upsert, steps)
-            if wake is not None:
-                conn.execute(wake)
+            if wake is not None and conn.execute(wake).rowcount:
+                self.announce(conn, WORK_CHANNEL)
+            if status in TERMINAL_VALUES:
+                self.announce(conn, RUN_DONE_CHANNEL, lease.run_id)
+            elif status == RunStatus.WAITING.value:
+                self.announce(conn, WORK_CHANNEL)
 
         try:
             await self._write(work)
