@@ -55,3 +55,17 @@ app = Starlette(
         Route("/big", big),
     ]
 )
+
+
+CALLS: list[tuple[str, str, float]] = []
+
+
+async def count(request: Request) -> Response:
+    """Records (run, step, arrival time) for the fault tests."""
+    import time
+
+    CALLS.append((request.query_params["run"], request.query_params["step"], time.time()))
+    return JSONResponse({"ok": True})
+
+
+app.router.routes.append(Route("/count", count, methods=["POST"]))
