@@ -69,3 +69,30 @@ async def count(request: Request) -> Response:
 
 
 app.router.routes.append(Route("/count", count, methods=["POST"]))
+
+
+STRIPE_REQUESTS: list[tuple[str, str, dict[str, str]]] = []
+
+
+async def stripe_invoice_item(request: Request) -> Response:
+    form = dict(await request.form())
+    STRIPE_REQUESTS.append(("invoiceitems", request.headers.get("authorization", ""), form))  # type: ignore[arg-type]
+    return JSONResponse({"id": "ii_1", "object": "invoiceitem", "amount": int(str(form["amount"]))})
+
+
+async def stripe_invoice(request: Request) -> Response:
+    """Answers like Stripe's ``POST /v1/invoices``; 401 without the expected secret key."""
+    form = dict(await request.form())
+    auth = request.headers.get("authorization", "")
+    STRIPE_REQUESTS.append(("invoices", auth, form))  # type: ignore[arg-type]
+    if auth != "Bearer sk_test_123":
+        return JSONResponse({"error": {"message": "Invalid API Key provided"}}, 401)
+    amount = sum(int(f["amount"]) for kind, _, f in STRIPE_REQUESTS if kind == "invoiceitems")
+    return JSONResponse(
+        {"id": "in_1", "object": "invoice", "number": "INV-0001", "amount_due": amount,
+         "customer": form.get("customer"), "metadata": {"source": form.get("metadata[source]")}}
+    )  # fmt: skip
+
+
+app.router.routes.append(Route("/v1/invoiceitems", stripe_invoice_item, methods=["POST"]))
+app.router.routes.append(Route("/v1/invoices", stripe_invoice, methods=["POST"]))

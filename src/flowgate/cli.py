@@ -8,18 +8,31 @@ server over HTTP through ``flowgate.client`` (``--url``/``FLOWGATE_URL``,
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
+from flowgate.client import TERMINAL_STATUSES, ApiError, Client
+from flowgate.documents import DocumentError, document_paths, read_document
 from flowgate.settings import Settings, SettingsError, load_settings
+from flowgate.types import JSON, JSONObject
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="flowgate: durable workflows.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
+runs_app = typer.Typer(no_args_is_help=True, help="List, inspect and cancel runs.")
+app.add_typer(runs_app, name="runs")
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys (admin).")
+app.add_typer(keys_app, name="keys")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -76,6 +89,397 @@ def db_upgrade() -> None:
 
     asyncio.run(upgrade(_settings()))
     typer.echo("database is up to date")
+
+
+# -- commands that talk to a server over HTTP (flowgate.client) ------------------------------
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="FLOWGATE_URL", help="Server URL (default http://127.0.0.1:8080)."
+    ),
+]
+KeyOption = Annotated[str | None, typer.Option("--key", envvar="FLOWGATE_API_KEY", help="API key.")]
+# Each long-poll of a waited-on run lasts at most this long, so the steps table stays fresh.
+_POLL_SECS = 1.0
+_STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "canceled": "magenta",
+    "running": "yellow",
+    "waiting": "cyan",
+    "skipped": "dim",
+    "pending": "dim",
+    "queued": "dim",
+}
+
+
+@contextmanager
+def _connect(url: str | None, key: str | None) -> Iterator[Client]:
+    """A client whose errors become ``error: CODE: message`` on stderr and exit code 1."""
+    try:
+        with Client(url, key) as client:
+            yield client
+    except ApiError as exc:
+        _print_error(exc)
+        raise typer.Exit(1) from exc
+
+
+def _print_error(exc: ApiError, *, where: str = "") -> None:
+    typer.echo(f"error: {where}{exc.code}: {exc.message}", err=True)
+    for line in _detail_lines(exc.details):
+        typer.echo(f"  {line}", err=True)
+
+
+def _detail_lines(details: object) -> list[str]:
+    if details is None:
+        return []
+    if isinstance(details, list) and all(isinstance(d, dict) and "message" in d for d in details):
+        return [f"{_path(d.get('path'))}: {d['message']}" for d in details]
+    return [f"details: {json.dumps(details, ensure_ascii=False)}"]
+
+
+def _path(path: object) -> str:
+    """``["items", 0, "price"]`` → ``items[0].price``, like the server's validation paths."""
+    if not isinstance(path, list) or not path:
+        return "(root)"
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
+
+
+def _fail(message: str, *, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _dump(value: JSON) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _cell(value: JSON) -> Text:
+    """Plain text: names and messages come from users, so never rich markup."""
+    return Text("-" if value is None else str(value))
+
+
+def _status(value: JSON) -> Text:
+    return Text(str(value), style=_STATUS_STYLES.get(str(value), ""))
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+@app.command()
+def apply(
+    path: Annotated[
+        Path, typer.Argument(exists=True, help="A workflow file (YAML or JSON) or a folder.")
+    ],
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Do not activate: new workflows stay drafts.")
+    ] = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Create or update workflows from YAML/JSON documents, and activate them."""
+    documents = _read_documents(path)
+    with _connect(url, key) as client:
+        for source, definition in documents:
+            try:
+                row = client.apply_workflow(definition, activate=not draft)
+            except ApiError as exc:
+                _print_error(exc, where=f"{source}: ")
+                raise typer.Exit(1) from exc
+            fields = (row.get("id"), row.get("name"), f"v{row.get('version')}", row.get("status"))
+            typer.echo("\t".join(map(str, fields)))
+
+
+def _read_documents(path: Path) -> list[tuple[Path, JSONObject]]:
+    """Every definition first, so that a broken file changes nothing on the server."""
+    paths = document_paths(path)
+    if not paths:
+        raise _fail(f"no .yaml, .yml or .json files in {path}")
+    found: list[tuple[Path, JSONObject]] = []
+    for source in paths:
+        try:
+            document = read_document(source)
+        except DocumentError as exc:
+            raise _fail(str(exc)) from exc
+        except OSError as exc:
+            raise _fail(f"{source}: {exc.strerror or exc}") from exc
+        for item in document if isinstance(document, list) else [document]:
+            if not isinstance(item, dict):
+                raise _fail(f"{source}: a workflow definition must be a mapping")
+            found.append((source, item))
+    return found
+
+
+@app.command()
+def run(
+    workflow: Annotated[str, typer.Argument(help="Workflow id or exact name.")],
+    input_json: Annotated[
+        str | None, typer.Option("--input", "-i", help="The run's input: a JSON object.")
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Show the steps until the run ends; exit 1 unless it completes."
+        ),
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="Start at most one run per key.")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="NAME=VALUE for the run's env; repeatable.")
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(min=-100, max=100, help="Higher runs first (default 0).")
+    ] = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Start a run: print its id (and the reply), or with --wait follow it and print its output."""
+    payload = _parse_input(input_json)
+    overrides = _parse_env(env or [])
+    with _connect(url, key) as client:
+        started = client.start_run(
+            workflow, payload, env=overrides, idempotency_key=idempotency_key, priority=priority
+        )
+        run_id = str(started.get("runId"))
+        if not wait:
+            typer.echo(run_id)
+            typer.echo(_dump(started))
+            return
+        typer.echo(f"run {run_id} started", err=True)
+        try:
+            final = _follow(client, run_id)
+        except KeyboardInterrupt:
+            typer.echo(f"stopped waiting; the run goes on: flowgate runs show {run_id}", err=True)
+            raise typer.Exit(130) from None
+    typer.echo(_dump(final.get("output")))
+    if final.get("status") != "completed":
+        raise _fail(_run_failure(final))
+
+
+def _parse_input(raw: str | None) -> JSONObject | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise _fail(f"--input is not valid JSON: {exc}", code=2) from exc
+    if not isinstance(value, dict):
+        raise _fail('--input must be a JSON object, like \'{"name": "Ada"}\'', code=2)
+    return value
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise _fail(f"--env takes NAME=VALUE, got {pair!r}", code=2)
+        env[name] = value
+    return env
+
+
+def _follow(client: Client, run_id: str) -> JSONObject:
+    """Long-poll the run until it ends, showing its steps live on stderr."""
+    current = client.get_run(run_id)
+    live = Live(
+        _steps_table(current),
+        console=Console(stderr=True, highlight=False),
+        auto_refresh=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with live:
+        while current.get("status") not in TERMINAL_STATUSES:
+            current = client.get_run(run_id, wait_secs=_POLL_SECS)
+            live.update(_steps_table(current), refresh=True)
+    return current
+
+
+def _run_failure(run: JSONObject) -> str:
+    error = run.get("error")
+    where = f"run {run.get('id')} ended {run.get('status')}"
+    if not isinstance(error, dict):
+        return where
+    step = error.get("stepId")
+    suffix = f" at step {step}" if step else ""
+    return f"{error.get('code')}: {error.get('message')} ({where}{suffix})"
+
+
+def _steps_table(run: JSONObject) -> Table:
+    title = Text.assemble(
+        f"run {run.get('id')} · {run.get('workflowId')} v{run.get('workflowVersion')} · ",
+        _status(run.get("status")),
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("step", "type", "status", "attempt", "duration"):
+        table.add_column(column, justify="right" if column in ("attempt", "duration") else "left")
+    steps = run.get("steps")
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        duration = step.get("durationMs")
+        table.add_row(
+            _cell(step.get("name") or step.get("id")),
+            _cell(step.get("type")),
+            _status(step.get("status")),
+            _cell(step.get("attempt")),
+            _cell(None if duration is None else f"{duration} ms"),
+        )
+    return table
+
+
+@runs_app.command("list")
+def runs_list(
+    workflow: Annotated[str | None, typer.Option(help="Workflow id or exact name.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Run status; several separated by commas.")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="api, webhook, schedule, …")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Runs per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="Next page, as printed.")] = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """List runs, newest first."""
+    with _connect(url, key) as client:
+        page = client.list_runs(
+            workflowId=workflow, status=status, source=source, limit=limit, cursor=cursor
+        )
+    items = page.get("data")
+    runs = [r for r in items if isinstance(r, dict)] if isinstance(items, list) else []
+    if not runs:
+        typer.echo("no runs", err=True)
+        return
+    table = Table()
+    columns = ("id", "workflow", "version", "status", "source", "created", "completed")
+    for column in columns:
+        table.add_column(column, no_wrap=column == "id")
+    for item in runs:
+        table.add_row(
+            _cell(item.get("id")),
+            _cell(item.get("workflowId")),
+            _cell(item.get("workflowVersion")),
+            _status(item.get("status")),
+            _cell(item.get("source")),
+            _cell(item.get("createdAt")),
+            _cell(item.get("completedAt")),
+        )
+    _out().print(table)
+    if page.get("hasMore"):
+        typer.echo(f"more runs: --cursor {page.get('nextCursor')}", err=True)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    json_only: Annotated[bool, typer.Option("--json", help="Only the run's JSON.")] = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Print a run as JSON, then a table of its steps."""
+    with _connect(url, key) as client:
+        found = client.get_run(run_id)
+    typer.echo(_dump(found))
+    if not json_only:
+        _out().print(_steps_table(found))
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Cancel a run that has not ended."""
+    with _connect(url, key) as client:
+        canceled = client.cancel_run(run_id)
+    typer.echo(f"{canceled.get('id')}\t{canceled.get('status')}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name to recognise the key by.")],
+    scopes: Annotated[
+        list[str],
+        typer.Option("--scope", "-s", help="workflows:execute, runs:read, admin, …; repeatable."),
+    ],
+    expires_at: Annotated[
+        str | None,
+        typer.Option("--expires-at", help="ISO-8601 time with a zone, e.g. 2030-01-01T00:00Z."),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Project id (default: the creating key's own).")
+    ] = None,
+    rate_limit: Annotated[
+        int | None, typer.Option("--rate-limit", min=1, help="Execute requests per minute.")
+    ] = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Create an API key: its secret goes to stdout, this once only."""
+    with _connect(url, key) as client:
+        created = client.create_key(
+            name,
+            scopes,
+            project_id=project,
+            expires_at=expires_at,
+            rate_limit_per_minute=rate_limit,
+        )
+    scope_list = created.get("scopes")
+    shown = ", ".join(map(str, scope_list)) if isinstance(scope_list, list) else scope_list
+    typer.echo(
+        f"created key {created.get('id')} ({created.get('name')}) in {created.get('projectId')}; "
+        f"scopes: {shown}; expires: {created.get('expiresAt') or 'never'}",
+        err=True,
+    )
+    typer.echo("the secret is shown only this once; store it now:", err=True)
+    typer.echo(str(created.get("key")))
+
+
+@keys_app.command("list")
+def keys_list(url: UrlOption = None, key: KeyOption = None) -> None:
+    """List the project's API keys (never their secrets)."""
+    with _connect(url, key) as client:
+        keys = [k for k in client.list_keys() if isinstance(k, dict)]
+    if not keys:
+        typer.echo("no keys", err=True)
+        return
+    table = Table()
+    for column in ("id", "name", "prefix", "scopes", "expires", "last used", "revoked"):
+        table.add_column(column, no_wrap=column == "id")
+    for item in keys:
+        scopes = item.get("scopes")
+        table.add_row(
+            _cell(item.get("id")),
+            _cell(item.get("name")),
+            _cell(item.get("prefix")),
+            _cell(", ".join(map(str, scopes)) if isinstance(scopes, list) else scopes),
+            _cell(item.get("expiresAt")),
+            _cell(item.get("lastUsedAt")),
+            _cell(item.get("revokedAt")),
+        )
+    _out().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Revoke an API key: it stops working at once."""
+    with _connect(url, key) as client:
+        revoked = client.revoke_key(key_id)
+    typer.echo(f"revoked {revoked.get('id')} ({revoked.get('name')})")
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

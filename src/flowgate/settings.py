@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     http_max_response_bytes: int = Field(
         5_242_880, gt=0, description="Largest response body an http step reads."
     )
+    smtp_host: str | None = Field(None, description="Mail server for email without a connection.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="Its port.")
+    smtp_from: str | None = Field(None, description="Default sender address.")
+    smtp_username: str | None = Field(None, description="SMTP user name, if it needs one.")
+    smtp_password: str | None = Field(None, description="SMTP password, if it needs one.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     strict_templates: bool = Field(False, description="Undefined template variables are errors.")
     python_modules: str = Field(
         "", description="Comma-separated modules whose registered functions `python` steps call."

@@ -51,3 +51,11 @@ class BulkRunsRequest(_Body):
     source: StrictStr | None = None
     created_after: AwareDatetime | None = Field(None, alias="createdAfter", strict=False)
     dry_run: bool = Field(False, alias="dryRun")
+
+
+class ConnectionRequest(_Body):
+    id: StrictStr | None = None
+    name: StrictStr | None = Field(None, min_length=1, max_length=200)
+    type: StrictStr | None = None
+    config: dict[str, Any] | None = None
+    credentials: dict[str, Any] | None = None

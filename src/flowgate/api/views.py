@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 
 from flowgate import clock, errors
 from flowgate.service.runs import RunDetail, StepView
-from flowgate.store.base import KeyRow, ProjectRow, RunRow, WorkflowRow, WorkflowVersionRow
+from flowgate.store.base import (
+    ConnectionRow,
+    KeyRow,
+    ProjectRow,
+    RunRow,
+    WorkflowRow,
+    WorkflowVersionRow,
+)
 from flowgate.types import JSON, JSONObject
 
 iso = clock.to_wire
@@ -155,3 +162,15 @@ def paged(
 
 
 _MS = timedelta(milliseconds=1)
+
+
+def connection_out(row: ConnectionRow) -> JSONObject:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "type": row["type"],
+        "config": row["config"],
+        "hasCredentials": bool(row["credentials_encrypted"]),
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+    }

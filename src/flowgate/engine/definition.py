@@ -42,6 +42,7 @@ class StepDef:
     connection_id: str | None
     retry: RetryPolicy = NO_RETRY
     timeout_secs: float | None = None
+    action: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,6 +227,7 @@ def compile_workflow(workflow_id: str, version: int, definition: JSONObject) -> 
             connection_id=step.get("connectionId"),
             retry=policy_for(step.get("retry"), workflow_retry),
             timeout_secs=step.get("timeoutSecs"),
+            action=step.get("action"),
         )
         for step in raw_steps
     )

@@ -26,7 +26,9 @@ from flowgate.engine.functions import FunctionRegistry
 from flowgate.engine.notifier import Notifier
 from flowgate.engine.steps import (
     Children,
+    Connections,
     HttpContext,
+    SmtpDefaults,
     StepContext,
     StepFailure,
     StepType,
@@ -107,6 +109,8 @@ class RunExecutor:
         self._functions = functions
         self._http = http
         self.children: Children | None = None
+        self.connections: Connections | None = None
+        self.smtp = SmtpDefaults()
         self._lease_secs = lease_secs
 
     async def execute(self, run: RunRow) -> None:
@@ -223,6 +227,11 @@ class RunExecutor:
             clock=self._clock,
             http=self._http,
             children=self.children,
+            connections=self.connections,
+            run_connection_id=state.run["connection_id"],
+            step_connection_id=step.connection_id,
+            action=step.action,
+            smtp=self.smtp,
             idempotency_key=f"{state.run['id']}:{step.id}",
             state=resume_state,
         )

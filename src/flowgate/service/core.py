@@ -16,7 +16,13 @@ from flowgate.engine.definition import DefinitionChecker
 from flowgate.engine.executor import RunExecutor
 from flowgate.engine.functions import FunctionRegistry, load_functions
 from flowgate.engine.notifier import InProcessNotifier, Notifier
-from flowgate.engine.steps import CheckContext, HttpContext, StepType, load_built_in_steps
+from flowgate.engine.steps import (
+    CheckContext,
+    HttpContext,
+    SmtpDefaults,
+    StepType,
+    load_built_in_steps,
+)
 from flowgate.engine.templating import TemplateEngine
 from flowgate.engine.worker import Worker
 from flowgate.service.cache import TTLCache
@@ -25,6 +31,7 @@ from flowgate.settings import Settings
 from flowgate.store import open_store
 from flowgate.store.base import KeyRow, ProjectRow, Store, WorkflowRow
 from flowgate.store.migrate import upgrade_database
+from flowgate.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ class Services:
     checker: DefinitionChecker
     executor: RunExecutor
     http: HttpContext
+    vault: Vault
     rate_limiter: RateLimiter
     key_cache: TTLCache[str, tuple[KeyRow, ProjectRow]]
     workflow_cache: TTLCache[tuple[str, str], WorkflowRow]
@@ -97,6 +105,7 @@ def build_services(
             read_limit=settings.read_rate_limit,
         ),
         http=http,
+        vault=Vault.from_settings(settings.secret_key, settings.data_dir),
         executor=RunExecutor(
             store=store,
             clock=the_clock,
@@ -109,9 +118,19 @@ def build_services(
             lease_secs=settings.lease_secs,
         ),
     )
-    from flowgate.service.children import ServiceChildren  # imports this module
+    from flowgate.service.children import ServiceChildren  # these import this module
+    from flowgate.service.connections import ServiceConnections
 
     services.executor.children = ServiceChildren(services)
+    services.executor.connections = ServiceConnections(services)
+    services.executor.smtp = SmtpDefaults(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+    )
     return services
 
 

@@ -295,6 +295,31 @@ class SqlStore:
 
     # connections ----------------------------------------------------------------------------
 
+    async def insert_connection(self, row: ConnectionRow) -> None:
+        """Raises ``Duplicate`` when the id is taken."""
+        await self._execute(t.connections.insert().values(**row))
+
+    async def update_connection(self, row: ConnectionRow) -> None:
+        values = {k: v for k, v in row.items() if k not in ("id", "project_id", "created_at")}
+        c = t.connections.c
+        await self._execute(
+            t.connections.update()
+            .where(c.id == row["id"], c.project_id == row["project_id"])
+            .values(**values)
+        )
+
+    async def delete_connection(self, project_id: str, connection_id: str) -> bool:
+        c = t.connections.c
+        delete = t.connections.delete().where(c.project_id == project_id, c.id == connection_id)
+        return await self._write(lambda conn: conn.execute(delete).rowcount == 1)
+
+    async def list_connections(self, project_id: str) -> list[ConnectionRow]:
+        c = t.connections.c
+        query = (
+            t.connections.select().where(c.project_id == project_id).order_by(c.created_at, c.id)
+        )
+        return cast(list[ConnectionRow], await self._all(query))
+
     async def get_connection(self, project_id: str, connection_id: str) -> ConnectionRow | None:
         c = t.connections.c
         query = t.connections.select().where(c.project_id == project_id, c.id == connection_id)
@@ -556,8 +581,18 @@ class SqlStore:
             )
 
         status = changes.get("status")
+        lock_other = None
+        if progress.wait_for_run is not None:
+            # FOR SHARE (PostgreSQL) orders this park after the other run's final commit, or
+            # that commit after this park: then one of the two sees the other.
+            r = t.runs.c
+            lock_other = (
+                sa.select(r.id).where(r.id == progress.wait_for_run).with_for_update(read=True)
+            )
 
         def work(conn: Connection) -> None:
+            if lock_other is not None:
+                conn.execute(lock_other)
             if conn.execute(update).rowcount != 1:
                 raise _LeaseLost
             if steps:

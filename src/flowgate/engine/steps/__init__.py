@@ -40,6 +40,33 @@ class HttpContext:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionView:
+    """A connection with its credentials decrypted, for the step that uses it only."""
+
+    id: str
+    type: str
+    config: JSONObject
+    credentials: JSONObject
+
+
+class Connections(Protocol):
+    async def get(self, project_id: str, connection_id: str) -> ConnectionView | None:
+        """The connection, or None when it does not exist in the project."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpDefaults:
+    """``FLOWGATE_SMTP_*``: the mail server used when no smtp connection is chosen."""
+
+    host: str | None = None
+    port: int = 25
+    sender: str | None = None
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StepContext:
     """What a running step knows about its run. ``idempotency_key`` is stable across attempts.
 
@@ -57,6 +84,11 @@ class StepContext:
     clock: Clock
     http: HttpContext
     children: Children | None = None
+    connections: Connections | None = None
+    run_connection_id: str | None = None
+    step_connection_id: str | None = None
+    action: str | None = None
+    smtp: SmtpDefaults = field(default_factory=SmtpDefaults)
     idempotency_key: str = field(default="")
     state: JSON = None
 
@@ -68,6 +100,24 @@ class StepFailure(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | None:
+    """The step's own ``connectionId``, else the run's if it is a ``provider`` connection."""
+    if ctx.connections is None:
+        return None
+    if ctx.step_connection_id is not None:
+        found = await ctx.connections.get(ctx.project_id, ctx.step_connection_id)
+        if found is None:
+            raise StepFailure(f"Connection {ctx.step_connection_id!r} not found")
+        if found.type != provider:
+            raise StepFailure(f"Connection {found.id!r} is {found.type}, not {provider}")
+        return found
+    if ctx.run_connection_id is not None:
+        found = await ctx.connections.get(ctx.project_id, ctx.run_connection_id)
+        if found is not None and found.type == provider:
+            return found
+    return None
 
 
 class StepWait(Exception):
@@ -112,7 +162,7 @@ class StepType(Protocol):
 
 
 STEP_TYPES: dict[str, StepType] = {}
-_BUILT_IN = ("transform", "python", "fail", "sleep", "http", "run_workflow")
+_BUILT_IN = ("transform", "python", "fail", "sleep", "http", "run_workflow", "action", "email")
 
 S = TypeVar("S")
 
