@@ -46,6 +46,16 @@ class StepDef:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Concurrency:
+    """``concurrency: {limit, key, totalLimit}``: ``limit`` per value of the rendered ``key``
+    (the whole workflow without a key), ``totalLimit`` over all keys together."""
+
+    limit: int | None = None
+    key: str | None = None
+    total_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompiledWorkflow:
     """One version of a workflow, ready to validate input and run."""
 
@@ -58,6 +68,7 @@ class CompiledWorkflow:
     output: JSON
     has_output: bool
     timeout_secs: float | None = None
+    concurrency: Concurrency | None = None
 
 
 class DefinitionChecker:
@@ -107,11 +118,30 @@ class DefinitionChecker:
                 if not isinstance(value, str | int | float | bool) or value is None:
                     problems.append(Problem(["env", key], "env values must be strings or numbers"))
         problems += _timeout_problems(definition, ["timeoutSecs"])
+        problems += self._check_concurrency(definition.get("concurrency"))
         if definition.get("retry") is not None:
             problems += [
                 Problem(["retry", *path], message)
                 for path, message in check_retry(definition["retry"])
             ]
+        return problems
+
+    def _check_concurrency(self, value: JSON) -> list[Problem]:
+        if not isinstance(value, dict):
+            return []
+        problems = []
+        for name in ("limit", "totalLimit"):
+            limit = value.get(name)
+            if name in value and not (
+                isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 100_000
+            ):
+                problems.append(Problem(["concurrency", name], "must be an integer from 1"))
+        if "key" in value and not isinstance(value["key"], str):
+            problems.append(Problem(["concurrency", "key"], "must be a template string"))
+        elif "key" in value:
+            problems += self._template_problems(value["key"], ["concurrency", "key"])
+        if not ({"limit", "totalLimit"} & set(value)):
+            problems.append(Problem(["concurrency"], "needs limit or totalLimit"))
         return problems
 
     def _check_trigger(self, trigger: JSON) -> list[Problem]:
@@ -244,6 +274,18 @@ def compile_workflow(workflow_id: str, version: int, definition: JSONObject) -> 
         output=definition.get("output"),
         has_output="output" in definition,
         timeout_secs=_number_or_none(definition.get("timeoutSecs")),
+        concurrency=_concurrency(definition.get("concurrency")),
+    )
+
+
+def _concurrency(value: JSON) -> Concurrency | None:
+    if not isinstance(value, dict):
+        return None
+    limit, total, key = value.get("limit"), value.get("totalLimit"), value.get("key")
+    return Concurrency(
+        limit=limit if isinstance(limit, int) else None,
+        key=key if isinstance(key, str) else None,
+        total_limit=total if isinstance(total, int) else None,
     )
 
 

@@ -331,6 +331,13 @@ class RunExecutor:
             state.progress.now = self._clock.now()
         await self._flush(state)
         self._notifier.run_finished(state.run["id"])
+        limits = state.workflow.concurrency
+        if limits is not None:
+            promoted = await self._store.promote_queued(
+                state.run["workflow_id"], limit=limits.limit, total_limit=limits.total_limit
+            )
+            if promoted:
+                self._notifier.work_available()
         log.info("run.finished", extra={"run_id": state.run["id"], "status": status.value})
 
 

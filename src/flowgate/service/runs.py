@@ -101,10 +101,34 @@ async def _start_many(
             to_insert.append((index, prepared))
     if to_insert:
         inserted = await svc.store.insert_runs([new for _, new in to_insert])
+        promoted = await promote(svc, workflow["id"], workflow["version"], workflow["definition"])
         for (index, new), outcome in zip(to_insert, inserted, strict=True):
-            results[index] = _outcome(outcome, new)
+            results[index] = _outcome(_with_promotion(outcome, promoted), new)
         svc.notifier.work_available()
     return [r for r in results if r is not None]
+
+
+async def promote(
+    svc: Services, workflow_id: str, version: int, definition: JSONObject
+) -> frozenset[str]:
+    """Start queued runs of a workflow with a concurrency limit, as far as it allows."""
+    compiled = svc.catalog.compiled(workflow_id, version, definition)
+    if compiled.concurrency is None:
+        return frozenset()
+    return frozenset(
+        await svc.store.promote_queued(
+            workflow_id,
+            limit=compiled.concurrency.limit,
+            total_limit=compiled.concurrency.total_limit,
+        )
+    )
+
+
+def _with_promotion(inserted: InsertedRun, promoted: frozenset[str]) -> InsertedRun:
+    if inserted.replayed or inserted.run["id"] not in promoted:
+        return inserted
+    run = RunRow(**{**inserted.run, "status": RunStatus.PENDING.value})
+    return InsertedRun(run=run, replayed=False, stored_input=inserted.stored_input)
 
 
 def _outcome(inserted: InsertedRun, new: NewRun) -> StartResult:
@@ -151,21 +175,23 @@ def _new_run(
     sent_input: JSON,
 ) -> NewRun:
     now = svc.clock.now()
+    env = {**compiled.env, **(cmd.env or {})}
+    queued = compiled.concurrency is not None
     run = RunRow(
         id=ids.new_id("run"),
         project_id=principal.project_id,
         workflow_id=workflow["id"],
         workflow_version=workflow["version"],
-        status=RunStatus.PENDING.value,
+        status=(RunStatus.QUEUED if queued else RunStatus.PENDING).value,
         input=run_input,
-        env={**compiled.env, **(cmd.env or {})},
+        env=env,
         output=None,
         error=None,
         source=cmd.source,
         parent_run_id=cmd.parent_run_id,
         connection_id=cmd.connection_id,
         priority=cmd.priority,
-        concurrency_key=None,
+        concurrency_key=_concurrency_key(svc, compiled, run_input, env) if queued else None,
         queued_reason=None,
         lease_owner=None,
         lease_expires_at=None,
@@ -180,6 +206,22 @@ def _new_run(
         ttl = timedelta(seconds=svc.settings.idempotency_ttl_secs)
         claim = IdempotencyClaim(key=cmd.idempotency_key, input=sent_input, expires_at=now + ttl)
     return NewRun(row=run, idempotency=claim)
+
+
+def _concurrency_key(
+    svc: Services, compiled: CompiledWorkflow, run_input: JSON, env: dict[str, str]
+) -> str | None:
+    """The rendered ``concurrency.key`` (None without a key: the whole workflow is one)."""
+    assert compiled.concurrency is not None  # noqa: S101 - only called for limited workflows
+    template = compiled.concurrency.key
+    if template is None:
+        return None
+    try:
+        value = svc.templates.render(template, {"input": run_input, "env": env})
+    except errors.TemplateError:
+        value = None
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return text[:500]
 
 
 def _replay(run: RunRow, *, stored: JSON, sent: JSON) -> StartedRun:
@@ -239,7 +281,31 @@ async def describe_run(svc: Services, run: RunRow) -> RunDetail:
         StepView(id=step.id, name=step.name, type=step.type, row=latest.get(step.id))
         for step in workflow.steps
     ]
+    if run["status"] == RunStatus.QUEUED and workflow.concurrency is not None:
+        run = RunRow(**{**run, "queued_reason": await _queued_reason(svc, run, workflow)})
     return RunDetail(run=run, steps=steps)
+
+
+async def _queued_reason(svc: Services, run: RunRow, workflow: CompiledWorkflow) -> JSONObject:
+    """``{kind, key, position, limit}`` (DESIGN §11), computed when asked, never stale."""
+    assert workflow.concurrency is not None  # noqa: S101 - the caller checked
+    limits = workflow.concurrency
+    position, key_active, all_active = await svc.store.queue_position(run)
+    key_full = limits.limit is not None and key_active >= limits.limit
+    total_full = limits.total_limit is not None and all_active >= limits.total_limit
+    if key_full or not total_full:
+        return {
+            "kind": "concurrency_key",
+            "key": run["concurrency_key"],
+            "position": position,
+            "limit": limits.limit,
+        }
+    return {
+        "kind": "concurrency_total",
+        "key": run["concurrency_key"],
+        "position": position,
+        "limit": limits.total_limit,
+    }
 
 
 async def wait_for_run(
@@ -277,6 +343,9 @@ async def cancel_run(svc: Services, principal: Principal, run_id: str) -> RunRow
         raise errors.Conflict(f"Run has already ended with status {run['status']}")
     svc.notifier.run_finished(run_id)
     await _cancel_descendants(svc, run_id, error)
+    workflow = await svc.store.get_workflow_version(run["workflow_id"], run["workflow_version"])
+    if workflow is not None:
+        await promote(svc, run["workflow_id"], run["workflow_version"], workflow["definition"])
     return run
 
 

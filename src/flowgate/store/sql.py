@@ -41,6 +41,7 @@ TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 WORK_CHANNEL = "flowgate_work"
 RUN_DONE_CHANNEL = "flowgate_run_done"
 _RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
+ACTIVE_VALUES = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
 
 
 _ik = t.idempotency_keys.c
@@ -74,6 +75,36 @@ def _first(conn: Connection, query: sa.Executable) -> Any:
 
 def _every(conn: Connection, query: sa.Executable) -> Any:
     return [_row(found) for found in conn.execute(query)]
+
+
+def choose_promotions(
+    active: dict[str | None, int],
+    queued: list[tuple[str, str | None]],
+    *,
+    limit: int | None,
+    total_limit: int | None,
+) -> list[str]:
+    """Which queued runs may start: take the head of each key's queue in turn (round-robin,
+    keys ordered by their first queued run) while the per-key and total limits allow."""
+    by_key: dict[str | None, list[str]] = {}
+    for run_id, key in queued:
+        by_key.setdefault(key, []).append(run_id)
+    running = dict(active)
+    total = sum(running.values())
+    chosen: list[str] = []
+    while by_key:
+        for key in list(by_key):
+            if total_limit is not None and total >= total_limit:
+                return chosen
+            if limit is not None and running.get(key, 0) >= limit:
+                del by_key[key]
+                continue
+            chosen.append(by_key[key].pop(0))
+            running[key] = running.get(key, 0) + 1
+            total += 1
+            if not by_key[key]:
+                del by_key[key]
+    return chosen
 
 
 def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]:
@@ -509,6 +540,77 @@ class SqlStore:
             return _first(conn, t.runs.select().where(mine))
 
         return cast(RunRow | None, await self._write(work))
+
+    # concurrency ----------------------------------------------------------------------------
+
+    def lock_workflow_queue(self, conn: Connection, workflow_id: str) -> None:
+        """Serialize promotions of one workflow's queue (SQLite: writes are serial anyway)."""
+
+    async def promote_queued(
+        self, workflow_id: str, *, limit: int | None, total_limit: int | None
+    ) -> list[str]:
+        """Turn queued runs of a workflow into pending ones while its limits allow, in
+        priority-then-age order, round-robin between concurrency keys; returns their ids."""
+        r = t.runs.c
+        active = (
+            sa.select(r.concurrency_key, sa.func.count())
+            .where(r.workflow_id == workflow_id, r.status.in_(ACTIVE_VALUES))
+            .group_by(r.concurrency_key)
+        )
+        queued = (
+            sa.select(r.id, r.concurrency_key)
+            .where(r.workflow_id == workflow_id, r.status == RunStatus.QUEUED)
+            .order_by(r.priority.desc(), r.created_at, r.id)
+            .limit(10_000)
+        )
+
+        def work(conn: Connection) -> list[str]:
+            self.lock_workflow_queue(conn, workflow_id)
+            running = {row[0]: int(row[1]) for row in conn.execute(active)}
+            waiting = [(row.id, row.concurrency_key) for row in conn.execute(queued)]
+            chosen = choose_promotions(running, waiting, limit=limit, total_limit=total_limit)
+            if chosen:
+                conn.execute(
+                    t.runs.update()
+                    .where(r.id.in_(chosen), r.status == RunStatus.QUEUED)
+                    .values(status=RunStatus.PENDING)
+                )
+                self.announce(conn, WORK_CHANNEL)
+            return chosen
+
+        return await self._write(work)
+
+    async def queue_position(self, run: RunRow) -> tuple[int, int, int]:
+        """(position among queued runs of its key, 1 = next; active runs of its key; active
+        runs of the workflow)."""
+        r = t.runs.c
+        same_key = (
+            r.concurrency_key.is_(None)
+            if run["concurrency_key"] is None
+            else r.concurrency_key == run["concurrency_key"]
+        )
+        ahead = sa.or_(
+            r.priority > run["priority"],
+            sa.and_(r.priority == run["priority"], r.created_at < run["created_at"]),
+            sa.and_(
+                r.priority == run["priority"], r.created_at == run["created_at"], r.id < run["id"]
+            ),
+        )
+        mine = r.workflow_id == run["workflow_id"]
+        position = sa.select(sa.func.count()).where(
+            mine, same_key, r.status == RunStatus.QUEUED, ahead
+        )
+        key_active = sa.select(sa.func.count()).where(mine, same_key, r.status.in_(ACTIVE_VALUES))
+        all_active = sa.select(sa.func.count()).where(mine, r.status.in_(ACTIVE_VALUES))
+
+        def work(conn: Connection) -> tuple[int, int, int]:
+            return (
+                int(conn.execute(position).scalar_one()) + 1,
+                int(conn.execute(key_active).scalar_one()),
+                int(conn.execute(all_active).scalar_one()),
+            )
+
+        return await self._read(work)
 
     # worker ---------------------------------------------------------------------------------
 
