@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -126,8 +128,9 @@ def _connect(url: str | None, key: str | None) -> Iterator[Client]:
         raise typer.Exit(1) from exc
 
 
-def _print_error(exc: ApiError, *, where: str = "") -> None:
-    typer.echo(f"error: {where}{exc.code}: {exc.message}", err=True)
+def _print_error(exc: ApiError, *, where: str | None = None) -> None:
+    suffix = f" ({where})" if where else ""
+    typer.echo(f"error: {exc.code}: {exc.message}{suffix}", err=True)
     for line in _detail_lines(exc.details):
         typer.echo(f"  {line}", err=True)
 
@@ -141,7 +144,7 @@ def _detail_lines(details: object) -> list[str]:
 
 
 def _path(path: object) -> str:
-    """``["items", 0, "price"]`` → ``items[0].price``, like the server's validation paths."""
+    """``["items", 0, "price"]`` → ``items[0].price``: a validation path, readable."""
     if not isinstance(path, list) or not path:
         return "(root)"
     text = ""
@@ -168,8 +171,22 @@ def _status(value: JSON) -> Text:
     return Text(str(value), style=_STATUS_STYLES.get(str(value), ""))
 
 
+def _when(value: JSON) -> JSON:
+    """``2025-01-02T03:04:05.678Z`` → ``2025-01-02 03:04:05`` (UTC), to keep tables narrow."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("T", " ")[:19]
+
+
+def _table() -> Table:
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False)
+
+
 def _out() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200  # pipes and logs: never cut ids or names to a default 80 columns
+    return console
 
 
 @app.command()
@@ -190,7 +207,7 @@ def apply(
             try:
                 row = client.apply_workflow(definition, activate=not draft)
             except ApiError as exc:
-                _print_error(exc, where=f"{source}: ")
+                _print_error(exc, where=str(source))
                 raise typer.Exit(1) from exc
             fields = (row.get("id"), row.get("name"), f"v{row.get('version')}", row.get("status"))
             typer.echo("\t".join(map(str, fields)))
@@ -290,9 +307,10 @@ def _parse_env(pairs: list[str]) -> dict[str, str] | None:
 def _follow(client: Client, run_id: str) -> JSONObject:
     """Long-poll the run until it ends, showing its steps live on stderr."""
     current = client.get_run(run_id)
+    console = Console(stderr=True, highlight=False)
     live = Live(
         _steps_table(current),
-        console=Console(stderr=True, highlight=False),
+        console=console,
         auto_refresh=False,
         redirect_stdout=False,
         redirect_stderr=False,
@@ -301,6 +319,8 @@ def _follow(client: Client, run_id: str) -> JSONObject:
         while current.get("status") not in TERMINAL_STATUSES:
             current = client.get_run(run_id, wait_secs=_POLL_SECS)
             live.update(_steps_table(current), refresh=True)
+    if not console.is_terminal:
+        console.line()  # off a terminal, Live prints only the last frame, unterminated
     return current
 
 
@@ -314,12 +334,13 @@ def _run_failure(run: JSONObject) -> str:
     return f"{error.get('code')}: {error.get('message')} ({where}{suffix})"
 
 
-def _steps_table(run: JSONObject) -> Table:
+def _steps_table(run: JSONObject) -> Group:
+    """The run's headline, then one row per step."""
     title = Text.assemble(
         f"run {run.get('id')} · {run.get('workflowId')} v{run.get('workflowVersion')} · ",
         _status(run.get("status")),
     )
-    table = Table(title=title, title_justify="left")
+    table = _table()
     for column in ("step", "type", "status", "attempt", "duration"):
         table.add_column(column, justify="right" if column in ("attempt", "duration") else "left")
     steps = run.get("steps")
@@ -334,7 +355,7 @@ def _steps_table(run: JSONObject) -> Table:
             _cell(step.get("attempt")),
             _cell(None if duration is None else f"{duration} ms"),
         )
-    return table
+    return Group(title, table)
 
 
 @runs_app.command("list")
@@ -359,19 +380,16 @@ def runs_list(
     if not runs:
         typer.echo("no runs", err=True)
         return
-    table = Table()
-    columns = ("id", "workflow", "version", "status", "source", "created", "completed")
-    for column in columns:
-        table.add_column(column, no_wrap=column == "id")
+    table = _table()
+    for column in ("id", "workflow", "status", "source", "created"):
+        table.add_column(column, no_wrap=column in ("id", "status", "created"))
     for item in runs:
         table.add_row(
             _cell(item.get("id")),
-            _cell(item.get("workflowId")),
-            _cell(item.get("workflowVersion")),
+            _cell(f"{item.get('workflowId')} v{item.get('workflowVersion')}"),
             _status(item.get("status")),
             _cell(item.get("source")),
-            _cell(item.get("createdAt")),
-            _cell(item.get("completedAt")),
+            _cell(_when(item.get("createdAt"))),
         )
     _out().print(table)
     if page.get("hasMore"):
@@ -453,9 +471,9 @@ def keys_list(url: UrlOption = None, key: KeyOption = None) -> None:
     if not keys:
         typer.echo("no keys", err=True)
         return
-    table = Table()
-    for column in ("id", "name", "prefix", "scopes", "expires", "last used", "revoked"):
-        table.add_column(column, no_wrap=column == "id")
+    table = _table()
+    for column in ("id", "name", "prefix", "scopes", "state", "expires", "last used"):
+        table.add_column(column, no_wrap=column in ("id", "prefix", "state"))
     for item in keys:
         scopes = item.get("scopes")
         table.add_row(
@@ -463,9 +481,9 @@ def keys_list(url: UrlOption = None, key: KeyOption = None) -> None:
             _cell(item.get("name")),
             _cell(item.get("prefix")),
             _cell(", ".join(map(str, scopes)) if isinstance(scopes, list) else scopes),
-            _cell(item.get("expiresAt")),
-            _cell(item.get("lastUsedAt")),
-            _cell(item.get("revokedAt")),
+            Text("revoked", style="red") if item.get("revokedAt") else Text("active"),
+            _cell(_when(item.get("expiresAt"))),
+            _cell(_when(item.get("lastUsedAt"))),
         )
     _out().print(table)
 
