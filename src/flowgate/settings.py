@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        if value.startswith("sqlite") and ":memory:" in value:
+            raise ValueError("an in-memory SQLite database is not durable; give a file path")
         return value
 
     @property

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -22,13 +23,22 @@ class VaultError(Exception):
 
 
 class Vault:
-    def __init__(self, secret: str) -> None:
-        digest = hashlib.sha256(("flowgate-connections:" + secret).encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+    """Reads (or creates) its key on first use, so building a server touches no file."""
+
+    def __init__(self, secret: Callable[[], str]) -> None:
+        self._secret = secret
+        self._cipher: Fernet | None = None
 
     @classmethod
     def from_settings(cls, secret_key: str | None, data_dir: Path) -> Vault:
-        return cls(secret_key or _local_secret(data_dir))
+        return cls(lambda: secret_key or _local_secret(data_dir))
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cipher is None:
+            digest = hashlib.sha256(("flowgate-connections:" + self._secret()).encode()).digest()
+            self._cipher = Fernet(base64.urlsafe_b64encode(digest))
+        return self._cipher
 
     def encrypt(self, value: object) -> str:
         return self._fernet.encrypt(orjson.dumps(value)).decode()
