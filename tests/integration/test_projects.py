@@ -92,3 +92,30 @@ async def test_non_admin_cannot_create_projects_or_keys(
 
     assert project.status_code == 403
     assert new_key.status_code == 403
+
+
+async def test_project_quota_per_day_answers_429(client: httpx.AsyncClient) -> None:
+    project = (await client.post("/api/v1/projects", json={"name": "Q"})).json()["data"]
+    key = (
+        await client.post(
+            "/api/v1/keys",
+            json={"name": "q", "scopes": ["admin"], "projectId": project["id"]},
+        )
+    ).json()["data"]["key"]
+    headers = {"x-api-key": key}
+    await client.post("/api/v1/workflows", json=simple_workflow("wf_q"), headers=headers)
+
+    patched = await client.patch(f"/api/v1/projects/{project['id']}", json={"runQuotaPerDay": 2})
+    tenant_patch = await client.patch(
+        f"/api/v1/projects/{project['id']}", json={"runQuotaPerDay": 99}, headers=headers
+    )
+    statuses = [
+        (await client.post("/api/v1/workflows/wf_q/run", headers=headers)).status_code
+        for _ in range(3)
+    ]
+    over = await client.post("/api/v1/workflows/wf_q/run", headers=headers)
+
+    assert patched.json()["data"]["runQuotaPerDay"] == 2
+    assert tenant_patch.status_code == 403
+    assert statuses == [201, 201, 429]
+    assert over.json()["error"]["code"] == "QUOTA_EXCEEDED"

@@ -59,3 +59,8 @@ class ConnectionRequest(_Body):
     type: StrictStr | None = None
     config: dict[str, Any] | None = None
     credentials: dict[str, Any] | None = None
+
+
+class ProjectPatch(_Body):
+    name: StrictStr | None = Field(None, min_length=1, max_length=200)
+    run_quota_per_day: StrictInt | None = Field(None, alias="runQuotaPerDay", ge=0)

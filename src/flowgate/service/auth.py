@@ -49,6 +49,7 @@ class Principal:
     scopes: frozenset[str]
     rate_limit_per_minute: int | None
     is_bootstrap: bool
+    run_quota_per_day: int | None = None
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -95,6 +96,7 @@ async def authenticate(
         scopes=frozenset(key["scopes"]),
         rate_limit_per_minute=key["rate_limit_per_minute"],
         is_bootstrap=key["is_bootstrap"],
+        run_quota_per_day=project["run_quota_per_day"],
     )
 
 

@@ -63,6 +63,31 @@ async def create_project(
     return row
 
 
+async def update_project(
+    svc: Services,
+    principal: Principal,
+    project_id: str,
+    *,
+    name: str | None,
+    run_quota_per_day: int | None,
+    set_quota: bool,
+) -> ProjectRow:
+    """Only an admin of the default project changes projects (a tenant cannot lift its quota)."""
+    row = await get_project(svc, principal, project_id)
+    if not principal.administers_all_projects:
+        raise errors.Forbidden("Only an admin key of the default project can change projects")
+    changed = ProjectRow(
+        **{
+            **row,
+            "name": name or row["name"],
+            "run_quota_per_day": run_quota_per_day if set_quota else row["run_quota_per_day"],
+        }
+    )
+    await svc.store.update_project(changed)
+    svc.key_cache.clear()
+    return changed
+
+
 async def list_projects(svc: Services, principal: Principal) -> list[ProjectRow]:
     if principal.administers_all_projects:
         return await svc.store.list_projects(None)

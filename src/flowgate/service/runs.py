@@ -89,7 +89,13 @@ async def _start_many(
 ) -> list[StartResult]:
     results: list[StartResult | None] = [None] * len(cmds)
     to_insert: list[tuple[int, NewRun]] = []
+    allowance = await _quota_left(svc, principal)
     for index, cmd in enumerate(cmds):
+        if allowance is not None and len(to_insert) >= allowance:
+            results[index] = errors.QuotaExceeded(
+                f"The project's run quota of {principal.run_quota_per_day} runs per day is used"
+            )
+            continue
         try:
             prepared = await _prepare(svc, principal, workflow, cmd)
         except errors.FlowgateError as exc:
@@ -106,6 +112,19 @@ async def _start_many(
             results[index] = _outcome(_with_promotion(outcome, promoted), new)
         svc.notifier.work_available()
     return [r for r in results if r is not None]
+
+
+async def _quota_left(svc: Services, principal: Principal) -> int | None:
+    """Runs the project may still start today (UTC), None when it has no quota."""
+    quota = principal.run_quota_per_day
+    if quota is None:
+        return None
+    now = svc.clock.now()
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    used = await svc.store.count_runs(
+        principal.project_id, RunFilter(created_after=day_start - timedelta(milliseconds=1))
+    )
+    return max(quota - used, 0)
 
 
 async def promote(

@@ -193,6 +193,13 @@ class SqlStore:
     async def insert_project(self, row: ProjectRow) -> None:
         await self._execute(t.projects.insert().values(**row))
 
+    async def update_project(self, row: ProjectRow) -> None:
+        await self._execute(
+            t.projects.update()
+            .where(t.projects.c.id == row["id"])
+            .values(name=row["name"], run_quota_per_day=row["run_quota_per_day"])
+        )
+
     async def get_project(self, project_id: str) -> ProjectRow | None:
         return cast(
             ProjectRow | None,

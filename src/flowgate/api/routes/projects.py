@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from flowgate.api import views
 from flowgate.api.deps import PrincipalDep, ServicesDep
-from flowgate.api.models import ProjectRequest
+from flowgate.api.models import ProjectPatch, ProjectRequest
 from flowgate.api.responses import ok
 from flowgate.service import projects as service
 
@@ -34,3 +34,18 @@ async def list_projects(svc: ServicesDep, who: PrincipalDep) -> Response:
 @router.get("/{project_id}", summary="One project")
 async def get_project(project_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
     return ok(views.project_out(await service.get_project(svc, who, project_id)))
+
+
+@router.patch("/{project_id}", summary="Rename a project or set its runQuotaPerDay (null: none)")
+async def update_project(
+    project_id: str, body: Annotated[ProjectPatch, Body()], svc: ServicesDep, who: PrincipalDep
+) -> Response:
+    row = await service.update_project(
+        svc,
+        who,
+        project_id,
+        name=body.name,
+        run_quota_per_day=body.run_quota_per_day,
+        set_quota="run_quota_per_day" in body.model_fields_set,
+    )
+    return ok(views.project_out(row))
