@@ -25,6 +25,14 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+def _drop_color_message(
+    _logger: object, _name: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """uvicorn adds an ANSI-coloured copy of its message; the rendered log needs one."""
+    event.pop("color_message", None)
+    return event
+
+
 def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     """Install one root handler; ``fmt`` None means console on a terminal, else JSON."""
     use_console = fmt == "console" or (fmt is None and sys.stderr.isatty())
@@ -35,6 +43,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,
             structlog.stdlib.ExtraAdder(),
+            _drop_color_message,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ],
         processors=[
