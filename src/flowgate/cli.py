@@ -84,6 +84,28 @@ def worker(
     _run(run_worker(settings))
 
 
+@db_app.command("copy")
+def db_copy(
+    to: Annotated[str, typer.Option("--to", help="The PostgreSQL URL to copy into.")],
+) -> None:
+    """Copy a stopped SQLite store (FLOWGATE_DATABASE_URL) to PostgreSQL and verify counts."""
+    from flowgate.server import copy_database
+    from flowgate.store.copy import CopyRefused
+
+    settings = _settings()
+    if not to.startswith(("postgresql://", "postgres://")):
+        typer.echo("flowgate db copy: --to must be a postgresql:// URL", err=True)
+        raise typer.Exit(2)
+    try:
+        lines = asyncio.run(copy_database(settings, to))
+    except (CopyRefused, RuntimeError) as exc:
+        typer.echo(f"flowgate db copy: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for line in lines:
+        typer.echo(line)
+    typer.echo("copy verified: every table has all its rows")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations."""

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 
@@ -73,6 +74,29 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with running(build_services(settings), workers=max(settings.workers, 1)):
         await stop.wait()
+
+
+async def copy_database(settings: Settings, to_url: str) -> list[str]:
+    """Copy the configured (stopped) store into ``to_url``; returns report lines, raises on a
+    count mismatch or a non-empty target."""
+    from flowgate.store import open_store
+    from flowgate.store.copy import copy_store
+    from flowgate.store.migrate import upgrade_database
+    from flowgate.store.sql import SqlStore
+
+    source, target = open_store(settings.database_url), open_store(to_url)
+    try:
+        await upgrade_database(source)
+        await upgrade_database(target)
+        counts = await copy_store(cast(SqlStore, source), cast(SqlStore, target))
+    finally:
+        await source.close()
+        await target.close()
+    lines = [f"{c.table}: {c.source} → {c.target}" for c in counts]
+    short = [c for c in counts if c.target < c.source]
+    if short:
+        raise RuntimeError("copy incomplete: " + ", ".join(f"{c.table}" for c in short))
+    return lines
 
 
 async def upgrade(settings: Settings) -> None:
