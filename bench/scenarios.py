@@ -11,8 +11,11 @@ Rows whose key is ``bare`` or ``sqlite`` are the baselines every other row is co
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench import targets
 from bench.core import (
+    BENCH_WORKFLOW,
     BENCH_WORKFLOW_ID,
     JSON_HEADERS,
     RUN_BODY,
@@ -92,4 +95,48 @@ def _end_to_end(bench: Bench, fg: targets.Flowgate, load: LoadResult, drain: flo
             "drain_secs": drain,
             "first_trigger_to_last_completion_secs": total,
         },
+    )
+
+
+PG_BACKLOG = 2000
+
+
+@scenario("pg_drain", "PostgreSQL: 1 then 2 `flowgate worker` processes drain a 3-step backlog")
+def pg_drain(bench: Bench) -> list[Row]:
+    """DESIGN §10 item 5: pre-enqueued runs (no API load), drained by N worker processes."""
+    from tests.pg import start_cluster
+
+    cluster = start_cluster()
+    try:
+        rows = [_drain_row(bench, cluster, workers) for workers in (1, 2)]
+    finally:
+        cluster.stop()
+    one, two = rows
+    if one.rate > 0:
+        two = dataclasses.replace(two, note=f"{two.note}; {two.rate / one.rate:.2f}x one process")
+    return [one, two]
+
+
+def _drain_row(bench: Bench, cluster: object, workers: int) -> Row:
+    database = f"drain{workers}"
+    url = targets.create_database(cluster, database)
+    with targets.flowgate_server(bench.workdir, database_url=url, workers=0) as fg:
+        fg.create_workflow(BENCH_WORKFLOW)
+        for start in range(0, PG_BACKLOG, 1000):
+            batch = fg.client.post(
+                f"/api/v1/workflows/{BENCH_WORKFLOW_ID}/run/batch",
+                json={"runs": [{"input": {"n": i}} for i in range(start, start + 1000)]},
+            )
+            targets.expect_ok(batch, "enqueue backlog")
+        with targets.worker_processes(bench.workdir, url, count=workers):
+            drained = fg.wait_idle(BENCH_WORKFLOW_ID, timeout=bench.config.drain_secs * 3)
+    if drained is None:
+        raise RuntimeError(f"{workers} worker(s) did not drain the backlog")
+    return Row(
+        key=f"pg_drain_{workers}",
+        label=f"pg drain, {workers} worker proc",
+        rate=PG_BACKLOG / drained,
+        unit="runs/s",
+        count=PG_BACKLOG,
+        note=f"{PG_BACKLOG} runs in {drained:.1f} s",
     )

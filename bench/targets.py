@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from bench import procs
@@ -73,16 +76,19 @@ class Flowgate:
 
 
 @contextlib.contextmanager
-def flowgate_server(workdir: Path) -> Iterator[Flowgate]:
-    """``flowgate serve`` on a fresh SQLite file and a free port, with a random admin key."""
+def flowgate_server(
+    workdir: Path, *, database_url: str | None = None, workers: int = FLOWGATE_WORKERS
+) -> Iterator[Flowgate]:
+    """``flowgate serve`` (a fresh SQLite file unless ``database_url``) on a free port, with a
+    random admin key."""
     port = procs.free_port()
     admin_key = "fgk_" + secrets.token_urlsafe(24)
     env = _clean_env() | {
-        "FLOWGATE_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "FLOWGATE_DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.db'}",
         "FLOWGATE_HOST": "127.0.0.1",
         "FLOWGATE_PORT": str(port),
         "FLOWGATE_ADMIN_KEY": admin_key,
-        "FLOWGATE_WORKERS": str(FLOWGATE_WORKERS),
+        "FLOWGATE_WORKERS": str(workers),
         "FLOWGATE_LOG_LEVEL": "warning",
         "FLOWGATE_LOG_FORMAT": "json",
         "FLOWGATE_DATA_DIR": str(workdir / "flowgate-data"),
@@ -115,6 +121,51 @@ def reference_server(app: str, workdir: Path, **extra_env: str) -> Iterator[str]
         name, argv, env=env, port=port, log_path=workdir / f"{name}.log"
     ) as url:
         yield url
+
+
+@contextlib.contextmanager
+def worker_processes(workdir: Path, database_url: str, *, count: int) -> Iterator[None]:
+    """``count`` ``flowgate worker`` processes on ``database_url``, stopped on exit."""
+    env = _clean_env() | {
+        "FLOWGATE_DATABASE_URL": database_url,
+        "FLOWGATE_WORKERS": "8",
+        "FLOWGATE_LOG_LEVEL": "warning",
+    }
+    started = []
+    try:
+        for index in range(count):
+            log = (workdir / f"worker{index}.log").open("wb")
+            started.append(
+                subprocess.Popen(
+                    [*_flowgate_command(), "worker"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        yield
+    finally:
+        for proc in started:
+            procs.stop(proc)
+
+
+def create_database(cluster: Any, name: str) -> str:
+    """A new, empty database on a test cluster (``tests.pg.PostgresCluster``)."""
+
+    async def create() -> None:
+        conn = await asyncpg.connect(cluster.url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return str(cluster.url_for(name))
+
+
+def expect_ok(response: httpx.Response, what: str) -> None:
+    _expect(response, 200, what)
 
 
 def _flowgate_command() -> list[str]:
