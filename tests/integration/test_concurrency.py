@@ -15,7 +15,7 @@ from tests.integration.conftest import create_workflow
 
 @pytest.fixture
 def server_settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(workers=4)
+    return make_settings(workers=4, poll_interval_secs=0.2)
 
 
 def _limited(workflow_id: str, concurrency: dict, seconds: float = 0.6) -> dict:
@@ -109,3 +109,54 @@ def test_choose_promotions_round_robin_between_keys() -> None:
     assert choose_promotions({}, queued, limit=2, total_limit=4) == ["a1", "b1", "c1", "a2"]
     assert choose_promotions({"a": 2}, queued, limit=2, total_limit=None) == ["b1", "c1"]
     assert choose_promotions({"x": 3}, queued, limit=None, total_limit=3) == []
+
+
+async def test_stalled_queue_is_promoted_by_the_safety_net(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """A queued run nobody promoted (its promoter died) still starts."""
+    from flowgate import ids
+    from flowgate.clock import Clock
+    from flowgate.store import open_store
+    from flowgate.store.base import NewRun, RunRow
+
+    await create_workflow(client, _limited("wf_stall", {"limit": 1}, seconds=0))
+    store = open_store(database_url)
+    run_id = ids.new_id("run")
+    try:
+        await store.insert_runs(
+            [
+                NewRun(
+                    row=RunRow(
+                        id=run_id,
+                        project_id="prj_default",
+                        workflow_id="wf_stall",
+                        workflow_version=1,
+                        status="queued",
+                        input={"customer": "z"},
+                        env={},
+                        output=None,
+                        error=None,
+                        source="api",
+                        parent_run_id=None,
+                        connection_id=None,
+                        priority=0,
+                        concurrency_key=None,
+                        queued_reason=None,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        lease_epoch=0,
+                        wake_at=None,
+                        created_at=Clock().now(),
+                        started_at=None,
+                        completed_at=None,
+                    )
+                )
+            ]
+        )
+    finally:
+        await store.close()
+
+    final = (await client.get(f"/api/v1/runs/{run_id}", params={"waitSecs": 10})).json()["data"]
+
+    assert final["status"] == "completed"

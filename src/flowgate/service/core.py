@@ -152,7 +152,15 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
         )
     ]
     if workers > 0:
+        from flowgate.service.runs import keep_queues_moving
+
         tasks.append(asyncio.create_task(svc.new_worker(workers).run(), name="worker"))
+        tasks.append(
+            asyncio.create_task(
+                keep_queues_moving(svc, every=svc.settings.poll_interval_secs * 5),
+                name="queue-keeper",
+            )
+        )
     try:
         yield svc
     finally:

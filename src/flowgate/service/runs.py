@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +26,8 @@ from flowgate.store.base import (
     WorkflowStatus,
 )
 from flowgate.types import JSON, JSONObject
+
+log = logging.getLogger(__name__)
 
 SOURCES = (
     "api", "batch", "webhook", "schedule", "workflow", "replay", "rerun",
@@ -141,6 +145,20 @@ async def promote(
             total_limit=compiled.concurrency.total_limit,
         )
     )
+
+
+async def keep_queues_moving(svc: Services, *, every: float) -> None:
+    """Safety net: promote queued runs every ``every`` seconds, in case the process that should
+    have promoted them (after a run ended) died first. Runs until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            for workflow_id, version in await svc.store.queued_workflows():
+                row = await svc.store.get_workflow_version(workflow_id, version)
+                if row is not None and await promote(svc, workflow_id, version, row["definition"]):
+                    svc.notifier.work_available()
+        except Exception:
+            log.exception("queues.promote_failed")
 
 
 def _with_promotion(inserted: InsertedRun, promoted: frozenset[str]) -> InsertedRun:

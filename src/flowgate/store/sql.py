@@ -587,6 +587,16 @@ class SqlStore:
 
         return await self._write(work)
 
+    async def queued_workflows(self) -> list[tuple[str, int]]:
+        """(workflow id, version) of every workflow version with queued runs."""
+        r = t.runs.c
+        query = (
+            sa.select(r.workflow_id, r.workflow_version)
+            .where(r.status == RunStatus.QUEUED)
+            .distinct()
+        )
+        return await self._read(lambda conn: [(row[0], int(row[1])) for row in conn.execute(query)])
+
     async def queue_position(self, run: RunRow) -> tuple[int, int, int]:
         """(position among queued runs of its key, 1 = next; active runs of its key; active
         runs of the workflow)."""
