@@ -153,6 +153,13 @@ runs = sa.Table(
     sa.Index("ix_runs_claim", "status", "priority", "created_at"),
     sa.Index("ix_runs_parent", "parent_run_id"),
     sa.Index("ix_runs_wake", "status", "wake_at"),
+    sa.Index(
+        "ix_runs_claimable",
+        "priority",
+        "created_at",
+        postgresql_where=sa.text("status IN ('pending', 'waiting', 'running')"),
+        sqlite_where=sa.text("status IN ('pending', 'waiting', 'running')"),
+    ),
 )
 
 step_runs = sa.Table(
