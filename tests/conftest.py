@@ -58,8 +58,13 @@ def postgres_template(postgres: PostgresCluster) -> str:
         )
         async with engine.connect() as conn:
             await conn.execute(sa.text("CREATE DATABASE flowgate_template"))
-        await engine.dispose()
         await _migrate(postgres.url_for("flowgate_template"))
+        async with engine.connect() as conn:
+            # No session (autovacuum included) may sit in the template while it is cloned.
+            await conn.execute(
+                sa.text("ALTER DATABASE flowgate_template WITH ALLOW_CONNECTIONS false")
+            )
+        await engine.dispose()
 
     _run(create())
     return "flowgate_template"

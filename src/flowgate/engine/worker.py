@@ -62,8 +62,11 @@ class Worker:
                 claimed = await self._claim_some()
                 if claimed and len(self._active) < self._concurrency:
                     continue
+                # The timeout first: a cancellation while it is computed must not leave an
+                # un-awaited wait() coroutine behind.
+                idle = await self._idle_seconds()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+                    await asyncio.wait_for(self._wake.wait(), idle)
         finally:
             await self._drain()
 
