@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -21,7 +20,6 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from flowgate.store import tables as t
 from flowgate.store.base import Duplicate
 from flowgate.store.sql import RUN_DONE_CHANNEL, WORK_CHANNEL, SqlStore, json_dumps
 
@@ -130,22 +128,3 @@ class PostgresStore(SqlStore):
             if c.name not in keys and not c.primary_key
         }
         return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
-
-    def claim_statement(
-        self, *, owner: str, limit: int, now: datetime, lease_until: datetime
-    ) -> sa.Executable:
-        r = t.runs.c
-        candidates = (
-            sa.select(r.id)
-            .where(self.claimable(now))
-            .order_by(r.priority.desc(), r.created_at, r.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        return (
-            t.runs.update()
-            .where(r.id.in_(candidates))
-            .values(**self.claim_values(owner=owner, now=now, lease_until=lease_until))
-            .returning(*t.runs.c)
-        )

@@ -107,6 +107,19 @@ def choose_promotions(
     return chosen
 
 
+def _canceled(error: JSONObject, now: datetime) -> dict[str, object]:
+    """The columns of a run that is canceled: ended, with no lease, timer or queue place."""
+    return {
+        "status": RunStatus.CANCELED.value,
+        "error": error,
+        "completed_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "queued_reason": None,
+        "wake_at": None,
+    }
+
+
 def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]:
     r = t.runs.c
     clauses = [r.project_id == project_id]
@@ -466,15 +479,7 @@ class SqlStore:
         cancel = (
             t.runs.update()
             .where(r.parent_run_id == parent_run_id, r.status.not_in(TERMINAL_VALUES))
-            .values(
-                status=RunStatus.CANCELED,
-                error=error,
-                completed_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                queued_reason=None,
-                wake_at=None,
-            )
+            .values(**_canceled(error, now))
             .returning(r.id)
         )
         return await self._write(lambda conn: self._cancel_and_announce(conn, cancel))
@@ -503,15 +508,7 @@ class SqlStore:
         cancel = (
             t.runs.update()
             .where(r.id.in_(candidates), r.status.not_in(TERMINAL_VALUES))
-            .values(
-                status=RunStatus.CANCELED,
-                error=error,
-                completed_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                queued_reason=None,
-                wake_at=None,
-            )
+            .values(**_canceled(error, now))
             .returning(r.id)
         )
         return await self._write(lambda conn: self._cancel_and_announce(conn, cancel))
@@ -530,15 +527,7 @@ class SqlStore:
         cancel = (
             t.runs.update()
             .where(mine, r.status.not_in(TERMINAL_VALUES))
-            .values(
-                status=RunStatus.CANCELED,
-                error=error,
-                completed_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                queued_reason=None,
-                wake_at=None,
-            )
+            .values(**_canceled(error, now))
         )
 
         def work(conn: Connection) -> Any:
@@ -663,7 +652,24 @@ class SqlStore:
     def claim_statement(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime
     ) -> sa.Executable:
-        raise NotImplementedError
+        """Take up to ``limit`` claimable runs, priority then age. ``SKIP LOCKED`` lets
+        PostgreSQL workers pass each other's candidates; SQLite renders no locking clause
+        (its writes are serial), and the outer ``claimable`` re-check covers both."""
+        r = t.runs.c
+        candidates = (
+            sa.select(r.id)
+            .where(self.claimable(now))
+            .order_by(r.priority.desc(), r.created_at, r.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        return (
+            t.runs.update()
+            .where(r.id.in_(candidates), self.claimable(now))
+            .values(**self.claim_values(owner=owner, now=now, lease_until=lease_until))
+            .returning(*t.runs.c)
+        )
 
     async def claim_runs(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -25,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
-from flowgate.store import tables as t
 from flowgate.store.base import Duplicate
 from flowgate.store.sql import SqlStore, json_dumps
 
@@ -193,21 +191,3 @@ class SqliteStore(SqlStore):
             if c.name not in keys and not c.primary_key
         }
         return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
-
-    def claim_statement(
-        self, *, owner: str, limit: int, now: datetime, lease_until: datetime
-    ) -> sa.Executable:
-        r = t.runs.c
-        candidates = (
-            sa.select(r.id)
-            .where(self.claimable(now))
-            .order_by(r.priority.desc(), r.created_at, r.id)
-            .limit(limit)
-            .scalar_subquery()
-        )
-        return (
-            t.runs.update()
-            .where(r.id.in_(candidates), self.claimable(now))
-            .values(**self.claim_values(owner=owner, now=now, lease_until=lease_until))
-            .returning(*t.runs.c)
-        )
