@@ -51,3 +51,8 @@ async def slow(config: dict[str, Any], context: Any) -> str:
 
     await asyncio.sleep(30)
     return "never"
+
+
+def fail_with(config: dict[str, Any], context: Any) -> None:
+    """Fails with the message it is given (a rendered template)."""
+    raise RuntimeError(f"upstream refused: {config['message']}")

@@ -15,12 +15,13 @@ from urllib.parse import quote
 import httpx
 
 from flowgate.errors import FlowgateError
+from flowgate.statuses import TERMINAL_RUN_STATUSES
 from flowgate.types import JSON, JSONObject
 
 __all__ = ["DEFAULT_URL", "TERMINAL_STATUSES", "ApiError", "Client"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "timed_out"})
+TERMINAL_STATUSES = frozenset(status.value for status in TERMINAL_RUN_STATUSES)
 # Whatever the server's FLOWGATE_MAX_WAIT_SECS, a waiting request may take this much longer.
 _WAIT_MARGIN_SECS = 10.0
 

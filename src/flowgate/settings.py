@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
     max_upload_bytes: int = Field(26_214_400, gt=0, description="Largest accepted uploaded file.")
+    max_output_bytes: int = Field(
+        1_048_576,
+        gt=0,
+        description="Largest step output, run output or event payload (serialized JSON); "
+        "a step over it fails with OUTPUT_TOO_LARGE.",
+    )
     secret_key: str | None = Field(None, description="Encrypts connection credentials at rest.")
     lease_secs: float = Field(30, gt=0, description="How long a worker's claim on a run lasts.")
     poll_interval_secs: float = Field(

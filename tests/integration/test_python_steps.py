@@ -131,5 +131,5 @@ async def test_cancel_running_run_stops_before_next_step(client: httpx.AsyncClie
     assert follow_up.json()["data"]["status"] == "completed"
     final = (await client.get(f"/api/v1/runs/{run_id}")).json()["data"]
     assert final["status"] == "canceled"
-    assert [s["status"] for s in final["steps"]] == ["pending", "pending"]
+    assert [s["status"] for s in final["steps"]] == ["canceled", "canceled"]
     assert (run_id, "after") not in functions.CALLS

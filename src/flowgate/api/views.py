@@ -58,7 +58,7 @@ def step_out(step: StepView) -> JSONObject:
     row = step.row
     if row is None:
         return {
-            "id": step.id, "name": step.name, "type": step.type, "status": "pending",
+            "id": step.id, "name": step.name, "type": step.type, "status": step.not_started,
             "attempt": 0, "output": None, "error": None, "startedAt": None,
             "completedAt": None, "durationMs": None,
         }  # fmt: skip

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,9 +26,11 @@ from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import CompiledWorkflow, StepDef
 from flowgate.engine.functions import FunctionRegistry
 from flowgate.engine.notifier import Notifier
+from flowgate.engine.redact import Redactor
 from flowgate.engine.steps import (
     Children,
     Connections,
+    ConnectionView,
     HttpContext,
     SmtpDefaults,
     StepContext,
@@ -35,6 +39,7 @@ from flowgate.engine.steps import (
     StepWait,
 )
 from flowgate.engine.templating import TemplateEngine
+from flowgate.statuses import DONE_STEP_STATUSES, RETRYABLE_STEP_STATUSES
 from flowgate.store.base import (
     Lease,
     RunProgress,
@@ -47,8 +52,10 @@ from flowgate.store.base import (
 from flowgate.types import JSON, JSONObject
 
 log = logging.getLogger(__name__)
-_DONE = (StepStatus.COMPLETED, StepStatus.SKIPPED)
-_RETRYABLE = (StepStatus.FAILED, StepStatus.TIMED_OUT)
+#: Executions of one run that may raise something other than a step's own failure before the
+#: run ends ``failed`` with ``RUN_CRASHED`` instead of being claimed again forever.
+MAX_CRASHES = 3
+WORKER_LOST_MESSAGE = "The worker running this attempt was lost before it finished; retried"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,7 +76,10 @@ class _RunState:
     workflow: CompiledWorkflow
     context: JSONObject
     history: dict[str, StepRunRow]
+    #: Per step, the attempts lost with their worker (not counted by ``retry.maxAttempts``).
+    lost: Counter[str]
     deadline: datetime | None
+    redact: Redactor
     progress: RunProgress = field(default_factory=RunProgress)
     last_output: JSON = None
 
@@ -79,9 +89,26 @@ class _RunState:
         assert isinstance(outputs, dict)  # noqa: S101 - built by _template_context
         return outputs
 
+    def counted(self, step: StepDef, attempt: int) -> int:
+        return attempt - self.lost[step.id]
+
 
 class LeaseLost(Exception):
     """Another worker owns the run now, or it was canceled: stop without writing."""
+
+
+class _RecordingConnections:
+    """The connections a step opens, their credentials added to the run's redactor."""
+
+    def __init__(self, inner: Connections, redact: Redactor) -> None:
+        self._inner = inner
+        self._redact = redact
+
+    async def get(self, project_id: str, connection_id: str) -> ConnectionView | None:
+        found = await self._inner.get(project_id, connection_id)
+        if found is not None:
+            self._redact.add_json(found.credentials)
+        return found
 
 
 class RunExecutor:
@@ -99,6 +126,7 @@ class RunExecutor:
         functions: FunctionRegistry,
         http: HttpContext,
         lease_secs: float,
+        max_output_bytes: int = 1_048_576,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -112,17 +140,27 @@ class RunExecutor:
         self.connections: Connections | None = None
         self.smtp = SmtpDefaults()
         self._lease_secs = lease_secs
+        self._max_output_bytes = max_output_bytes
 
     async def execute(self, run: RunRow) -> None:
-        """Run ``run`` until it ends, waits, or loses its lease; never raises but CancelledError."""
+        """Run ``run`` until it ends, waits, or loses its lease; never raises but CancelledError.
+
+        Anything else that escapes (a bug, a corrupt row) is a crash: the run is released to be
+        claimed again, and ends ``RUN_CRASHED`` after ``MAX_CRASHES``. A store outage is not a
+        crash: the lease lapses and the run is taken over once the store is back.
+        """
         lease = Lease(run_id=run["id"], owner=str(run["lease_owner"]), epoch=run["lease_epoch"])
+        redact = Redactor(run["env"].values())
         heartbeat = asyncio.create_task(self._heartbeat(lease), name=f"lease:{run['id']}")
         try:
-            await self._execute(run, lease)
+            await self._execute(run, lease, redact)
         except LeaseLost:
             log.info("run.lease_lost", extra={"run_id": run["id"]})
-        except Exception:
-            log.exception("run.crashed", extra={"run_id": run["id"]})
+        except Exception as exc:
+            if self._store.is_outage(exc):
+                log.warning("run.store_unavailable", extra={"run_id": run["id"]})
+            else:
+                await self._crashed(run, lease, exc, redact)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,16 +173,52 @@ class RunExecutor:
             if not await self._store.renew_lease(lease, lease_until=until):
                 return
 
-    async def _execute(self, run: RunRow, lease: Lease) -> None:
+    async def _crashed(self, run: RunRow, lease: Lease, exc: Exception, redact: Redactor) -> None:
+        """Count the crash; the run is claimable again at once, or ends after MAX_CRASHES."""
+        crashes = run["crash_count"] + 1
+        message = redact(f"{type(exc).__name__}: {exc}")
+        log.error(
+            "run.crashed",
+            extra={
+                "run_id": run["id"],
+                "crashes": crashes,
+                "error": message,
+                "traceback": redact("".join(traceback.format_exception(exc))),
+            },
+        )
+        now = self._clock.now()
+        progress = RunProgress()
+        ends = crashes >= MAX_CRASHES
+        if ends:
+            error: JSONObject = {"code": "RUN_CRASHED", "message": message, "stepId": None}
+            progress.run_changes = _ending(RunStatus.FAILED, None, error, now)
+            progress.wake_run, progress.now = run["parent_run_id"], now
+        else:
+            progress.run_changes = {"lease_expires_at": now}
+        progress.run_changes["crash_count"] = crashes
+        try:
+            saved = await self._store.save_progress(lease, progress)
+        except Exception:
+            log.exception("run.crash_not_recorded", extra={"run_id": run["id"]})
+            return
+        if saved and ends:
+            await self._after_end(run)
+        elif saved:
+            self._notifier.work_available()
+
+    async def _execute(self, run: RunRow, lease: Lease, redact: Redactor) -> None:
         workflow = await self._catalog.get(run["workflow_id"], run["workflow_version"])
-        history = await self._history(run)
+        rows = await self._attempts(run)
+        history = {row["step_id"]: row for row in rows}
         state = _RunState(
             run=run,
             lease=lease,
             workflow=workflow,
             context=_template_context(run, history),
             history=history,
+            lost=Counter(row["step_id"] for row in rows if _code(row) == "WORKER_LOST"),
             deadline=_deadline(run, workflow),
+            redact=redact,
         )
         for position, step in enumerate(workflow.steps):
             if self._already_done(state, step):
@@ -155,20 +229,20 @@ class RunExecutor:
                 return
         await self._complete(state)
 
-    async def _history(self, run: RunRow) -> dict[str, StepRunRow]:
-        """Each step's latest attempt, for a run resumed after a wait, a crash or a lease loss."""
+    async def _attempts(self, run: RunRow) -> list[StepRunRow]:
+        """Every recorded attempt, for a run resumed after a wait, a crash or a lease loss."""
         if run["lease_epoch"] <= 1 and run["source"] != "rerun":
-            return {}
-        return {row["step_id"]: row for row in await self._store.list_step_runs(run["id"])}
+            return []
+        return await self._store.list_step_runs(run["id"])
 
     def _already_done(self, state: _RunState, step: StepDef) -> bool:
         row = state.history.get(step.id)
         if row is None:
             return False
-        done = row["status"] in _DONE or (
-            row["status"] in _RETRYABLE
+        done = row["status"] in DONE_STEP_STATUSES or (
+            row["status"] in RETRYABLE_STEP_STATUSES
             and step.continue_on_error
-            and row["attempt"] >= step.retry.max_attempts
+            and state.counted(step, row["attempt"]) >= step.retry.max_attempts
         )
         if done and row["status"] == StepStatus.COMPLETED:
             state.last_output = row["output"]
@@ -177,33 +251,65 @@ class RunExecutor:
     async def _attempt(self, state: _RunState, step: StepDef, position: int) -> bool:
         """Run one attempt of ``step``; False when the run stopped here (ended or waits)."""
         previous = state.history.get(step.id)
+        if previous is not None and previous["status"] == StepStatus.RUNNING:
+            previous = self._worker_lost(state, step, previous)
         resuming = previous is not None and previous["status"] == StepStatus.WAITING
         attempt = 1 if previous is None else previous["attempt"] + (0 if resuming else 1)
-        started = previous["started_at"] if resuming and previous else self._clock.now()
-        outcome = await self._run_step(state, step, attempt, resume_state=_wait_state(previous))
+        started = (previous["started_at"] if resuming and previous else None) or self._clock.now()
+        outcome = await self._run_step(
+            state, step, position, attempt, started, resume_state=_wait_state(previous)
+        )
         row = _step_row(state.run, step, position, attempt, outcome, started, self._clock.now())
         state.progress.steps.append(row)
         if outcome.status == StepStatus.WAITING:
             await self._park(state, outcome.wait_until, wait_for_run=outcome.wait_for_run)
             return False
-        if outcome.status in _RETRYABLE and attempt < step.retry.max_attempts:
-            await self._park(state, self._clock.now() + step.retry.delay_after(attempt))
+        retryable = outcome.status in RETRYABLE_STEP_STATUSES
+        if retryable and state.counted(step, attempt) < step.retry.max_attempts:
+            delay = step.retry.delay_after(state.counted(step, attempt))
+            await self._park(state, self._clock.now() + delay)
             return False
         if outcome.status == StepStatus.COMPLETED:
             state.step_outputs[step.id] = {"output": outcome.output, "status": "completed"}
             state.last_output = outcome.output
-        if outcome.status in _RETRYABLE and not step.continue_on_error:
+        if retryable and not step.continue_on_error:
             await self._end(state, RunStatus.FAILED, error=outcome.error)
             return False
         if not self._is_pure(step, outcome):
             await self._flush(state)
         return True
 
+    def _worker_lost(self, state: _RunState, step: StepDef, running: StepRunRow) -> StepRunRow:
+        """The attempt a dead worker left ``running`` ends ``failed`` with ``WORKER_LOST``; it
+        is committed with the next write and does not count against ``retry.maxAttempts``."""
+        lost = StepRunRow(
+            **{
+                **running,
+                "status": StepStatus.FAILED.value,
+                "error": _error("WORKER_LOST", WORKER_LOST_MESSAGE, step),
+                "completed_at": self._clock.now(),
+            }
+        )
+        state.progress.steps.append(lost)
+        state.lost[step.id] += 1
+        log.warning(
+            "step.worker_lost",
+            extra={"run_id": state.run["id"], "step_id": step.id, "attempt": lost["attempt"]},
+        )
+        return lost
+
     def _is_pure(self, step: StepDef, outcome: StepOutcome) -> bool:
         return outcome.status == StepStatus.SKIPPED or self._step_types[step.type].pure
 
     async def _run_step(
-        self, state: _RunState, step: StepDef, attempt: int, *, resume_state: JSON
+        self,
+        state: _RunState,
+        step: StepDef,
+        position: int,
+        attempt: int,
+        started: datetime,
+        *,
+        resume_state: JSON,
     ) -> StepOutcome:
         try:
             if step.condition is not None and not self._templates.condition(
@@ -212,14 +318,21 @@ class RunExecutor:
                 return StepOutcome(status=StepStatus.SKIPPED)
             config = self._templates.render(step.config, state.context)
         except errors.TemplateError as exc:
-            message = f"Step {step.id!r}: {exc.message}"
+            message = state.redact(f"Step {step.id!r}: {exc.message}")
             return StepOutcome(
                 status=StepStatus.FAILED, error=_error("TEMPLATE_ERROR", message, step)
             )
+        if self._step_types[step.type].calls_out:
+            running = StepOutcome(status=StepStatus.RUNNING, output=resume_state)
+            state.progress.steps.append(
+                _step_row(state.run, step, position, attempt, running, started, None)
+            )
+            await self._flush(state)
         step_context = StepContext(
             run_id=state.run["id"],
             step_id=step.id,
             attempt=attempt,
+            counted_attempt=state.counted(step, attempt),
             project_id=state.run["project_id"],
             env=state.run["env"],
             connection=None,
@@ -227,7 +340,11 @@ class RunExecutor:
             clock=self._clock,
             http=self._http,
             children=self.children,
-            connections=self.connections,
+            connections=(
+                None
+                if self.connections is None
+                else _RecordingConnections(self.connections, state.redact)
+            ),
             run_connection_id=state.run["connection_id"],
             step_connection_id=step.connection_id,
             action=step.action,
@@ -244,7 +361,7 @@ class RunExecutor:
         try:
             async with asyncio.timeout(limit):
                 output = await self._step_types[step.type].execute(config, ctx)
-            return StepOutcome(status=StepStatus.COMPLETED, output=_as_json(output))
+            return StepOutcome(status=StepStatus.COMPLETED, output=self._bounded(output, step))
         except StepWait as wait:
             until = _earliest(wait.until, state.deadline)
             return StepOutcome(
@@ -254,18 +371,40 @@ class RunExecutor:
                 wait_for_run=wait.wait_for_run,
             )
         except StepFailure as exc:
-            return StepOutcome(status=StepStatus.FAILED, error=_error(exc.code, exc.message, step))
+            message = state.redact(exc.message)
+            return StepOutcome(status=StepStatus.FAILED, error=_error(exc.code, message, step))
         except TimeoutError:
             message = f"Step {step.id!r} timed out after {limit:g} s"
             return StepOutcome(
                 status=StepStatus.TIMED_OUT, error=_error("STEP_TIMEOUT", message, step)
             )
         except Exception as exc:
+            message = state.redact(f"{type(exc).__name__}: {exc}")
             log.warning(
-                "step.failed", extra={"run_id": ctx.run_id, "step_id": step.id}, exc_info=True
+                "step.failed",
+                extra={
+                    "run_id": ctx.run_id,
+                    "step_id": step.id,
+                    "error": message,
+                    "traceback": state.redact("".join(traceback.format_exception(exc))),
+                },
             )
-            message = f"{type(exc).__name__}: {exc}"
             return StepOutcome(status=StepStatus.FAILED, error=_error("STEP_FAILED", message, step))
+
+    def _bounded(self, value: object, step: StepDef | None) -> JSON:
+        """``value`` as JSON, refused (OUTPUT_TOO_LARGE) over ``FLOWGATE_MAX_OUTPUT_BYTES``."""
+        try:
+            encoded = orjson.dumps(value)
+        except TypeError as exc:
+            raise StepFailure(f"The step returned a value that is not JSON: {exc}") from exc
+        if len(encoded) > self._max_output_bytes:
+            what = "Step output" if step is not None else "The run's output"
+            raise StepFailure(
+                f"{what} is {len(encoded):,} bytes of JSON, over the limit of "
+                f"{self._max_output_bytes:,} (FLOWGATE_MAX_OUTPUT_BYTES)",
+                code="OUTPUT_TOO_LARGE",
+            )
+        return orjson.loads(encoded)  # type: ignore[no-any-return]
 
     async def _flush(self, state: _RunState) -> None:
         progress, state.progress = state.progress, RunProgress()
@@ -299,16 +438,16 @@ class RunExecutor:
 
     async def _complete(self, state: _RunState) -> None:
         output = state.last_output
-        if state.workflow.has_output:
-            try:
-                output = self._templates.render(state.workflow.output, state.context)
-            except errors.TemplateError as exc:
-                error: JSONObject = {
-                    "code": "TEMPLATE_ERROR",
-                    "message": f"output: {exc.message}",
-                    "stepId": None,
-                }
-                return await self._end(state, RunStatus.FAILED, error=error)
+        try:
+            if state.workflow.has_output:
+                output = self._bounded(
+                    self._templates.render(state.workflow.output, state.context), None
+                )
+        except errors.TemplateError as exc:
+            error = _run_error("TEMPLATE_ERROR", state.redact(f"output: {exc.message}"))
+            return await self._end(state, RunStatus.FAILED, error=error)
+        except StepFailure as exc:
+            return await self._end(state, RunStatus.FAILED, error=_run_error(exc.code, exc.message))
         await self._end(state, RunStatus.COMPLETED, output=output)
 
     async def _end(
@@ -319,26 +458,53 @@ class RunExecutor:
         output: JSON = None,
         error: JSONObject | None = None,
     ) -> None:
-        state.progress.run_changes = {
-            "status": status.value,
-            "output": output,
-            "error": error,
-            "wake_at": None,
-            "completed_at": self._clock.now(),
-        }
+        now = self._clock.now()
+        state.progress.run_changes = _ending(status, output, error, now)
         if state.run["parent_run_id"] is not None:
             state.progress.wake_run = state.run["parent_run_id"]
-            state.progress.now = self._clock.now()
+            state.progress.now = now
         await self._flush(state)
-        self._notifier.run_finished(state.run["id"])
-        limits = state.workflow.concurrency
+        await self._after_end(state.run, state.workflow)
+        log.info("run.finished", extra={"run_id": state.run["id"], "status": status.value})
+
+    async def _after_end(self, run: RunRow, workflow: CompiledWorkflow | None = None) -> None:
+        """Tell waiters, and start queued runs the ended one made room for."""
+        self._notifier.run_finished(run["id"])
+        if workflow is None:
+            try:
+                workflow = await self._catalog.get(run["workflow_id"], run["workflow_version"])
+            except LookupError:
+                return
+        limits = workflow.concurrency
         if limits is not None:
             promoted = await self._store.promote_queued(
-                state.run["workflow_id"], limit=limits.limit, total_limit=limits.total_limit
+                run["workflow_id"], limit=limits.limit, total_limit=limits.total_limit
             )
             if promoted:
                 self._notifier.work_available()
-        log.info("run.finished", extra={"run_id": state.run["id"], "status": status.value})
+
+
+def _ending(
+    status: RunStatus, output: JSON, error: JSONObject | None, now: datetime
+) -> dict[str, object]:
+    """The run columns of an ending: status, result, no timer."""
+    return {
+        "status": status.value,
+        "output": output,
+        "error": error,
+        "wake_at": None,
+        "completed_at": now,
+    }
+
+
+def _run_error(code: str, message: str) -> JSONObject:
+    return {"code": code, "message": message, "stepId": None}
+
+
+def _code(row: StepRunRow) -> str | None:
+    error = row["error"]
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
@@ -384,14 +550,6 @@ def _error(code: str, message: str, step: StepDef) -> JSONObject:
     return {"code": code, "message": message, "stepId": step.id}
 
 
-def _as_json(value: object) -> JSON:
-    """Step outputs must be JSON; round-trip through orjson to be sure (and to copy)."""
-    try:
-        return orjson.loads(orjson.dumps(value))  # type: ignore[no-any-return]
-    except TypeError as exc:
-        raise StepFailure(f"The step returned a value that is not JSON: {exc}") from exc
-
-
 def _step_row(
     run: RunRow,
     step: StepDef,
@@ -399,9 +557,9 @@ def _step_row(
     attempt: int,
     outcome: StepOutcome,
     started: datetime | None,
-    completed: datetime,
+    completed: datetime | None,
 ) -> StepRunRow:
-    waiting = outcome.status == StepStatus.WAITING
+    waiting = outcome.status in (StepStatus.WAITING, StepStatus.RUNNING)
     return StepRunRow(
         id=ids.new_id("stp"),
         run_id=run["id"],

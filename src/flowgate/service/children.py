@@ -17,13 +17,16 @@ class ServiceChildren:
     async def start(
         self, *, parent: str, project_id: str, key: str, workflow: str, input: JSON
     ) -> JSONObject:
+        project = await self._svc.store.get_project(project_id)
         principal = Principal(
             key_id="system",
             project_id=project_id,
-            org_id="",
+            org_id="" if project is None else project["org_id"],
             scopes=frozenset({"admin"}),
             rate_limit_per_minute=None,
             is_bootstrap=True,
+            # A child run counts against its project's quota like any other run.
+            run_quota_per_day=None if project is None else project["run_quota_per_day"],
         )
         command = StartRun(
             workflow=workflow,

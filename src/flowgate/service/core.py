@@ -116,6 +116,7 @@ def build_services(
             functions=registry,
             http=http,
             lease_secs=settings.lease_secs,
+            max_output_bytes=settings.max_output_bytes,
         ),
     )
     from flowgate.service.children import ServiceChildren  # these import this module

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +15,7 @@ from flowgate.service.auth import Principal
 from flowgate.service.core import Services
 from flowgate.service.jsondiff import differences, json_equal
 from flowgate.service.workflows import find_workflow
+from flowgate.statuses import DONE_STEP_STATUSES, UNFINISHED_RUN_STATUSES
 from flowgate.store.base import (
     IdempotencyClaim,
     InsertedRun,
@@ -22,6 +25,7 @@ from flowgate.store.base import (
     RunRow,
     RunStatus,
     StepRunRow,
+    StepStatus,
     WorkflowRow,
     WorkflowStatus,
 )
@@ -93,13 +97,7 @@ async def _start_many(
 ) -> list[StartResult]:
     results: list[StartResult | None] = [None] * len(cmds)
     to_insert: list[tuple[int, NewRun]] = []
-    allowance = await _quota_left(svc, principal)
     for index, cmd in enumerate(cmds):
-        if allowance is not None and len(to_insert) >= allowance:
-            results[index] = errors.QuotaExceeded(
-                f"The project's run quota of {principal.run_quota_per_day} runs per day is used"
-            )
-            continue
         try:
             prepared = await _prepare(svc, principal, workflow, cmd)
         except errors.FlowgateError as exc:
@@ -110,23 +108,70 @@ async def _start_many(
         else:
             to_insert.append((index, prepared))
     if to_insert:
-        inserted = await svc.store.insert_runs([new for _, new in to_insert])
-        promoted = await promote(svc, workflow["id"], workflow["version"], workflow["definition"])
-        for (index, new), outcome in zip(to_insert, inserted, strict=True):
-            results[index] = _outcome(_with_promotion(outcome, promoted), new)
-        svc.notifier.work_available()
+        news = [new for _, new in to_insert]
+        created = await create_runs(svc, principal.project_id, principal.run_quota_per_day, news)
+        for (index, new), outcome in zip(to_insert, created, strict=True):
+            results[index] = (
+                outcome if isinstance(outcome, errors.FlowgateError) else (_outcome(outcome, new))
+            )
     return [r for r in results if r is not None]
 
 
-async def _quota_left(svc: Services, principal: Principal) -> int | None:
+Created = InsertedRun | errors.QuotaExceeded
+
+
+async def create_runs(
+    svc: Services,
+    project_id: str,
+    quota: int | None,
+    news: Sequence[NewRun],
+    *,
+    all_or_nothing: bool = False,
+) -> list[Created]:
+    """The one way runs come to exist, whatever started them: count them against the project's
+    ``runQuotaPerDay``, insert them durably (``queued`` where a concurrency limit applies, then
+    promoted as far as the limits allow), and wake the workers. One result per run, in order:
+    the inserted run (or the one its idempotency key points to), or QuotaExceeded.
+
+    ``all_or_nothing`` refuses every run when the quota cannot take them all.
+    """
+    allowance = await _quota_left(svc, project_id, quota)
+    admitted = list(news) if allowance is None else list(news[:allowance])
+    if all_or_nothing and len(admitted) < len(news):
+        admitted = []
+    refused = [_quota_exceeded(quota, allowance, len(news))] * (len(news) - len(admitted))
+    if not admitted:
+        return list(refused)
+    inserted = await svc.store.insert_runs(admitted)
+    promoted: frozenset[str] = frozenset()
+    for workflow_id, version in {
+        (new.row["workflow_id"], new.row["workflow_version"])
+        for new in admitted
+        if new.row["status"] == RunStatus.QUEUED
+    }:
+        compiled = await svc.catalog.get(workflow_id, version)
+        promoted |= await _promote(svc, workflow_id, compiled)
+    svc.notifier.work_available()
+    return [_with_promotion(item, promoted) for item in inserted] + list(refused)
+
+
+def _quota_exceeded(quota: int | None, allowance: int | None, wanted: int) -> errors.QuotaExceeded:
+    if wanted > 1 and allowance:
+        return errors.QuotaExceeded(
+            f"Starting {wanted} runs would exceed the project's run quota of {quota} runs per "
+            f"day ({allowance} left today)"
+        )
+    return errors.QuotaExceeded(f"The project's run quota of {quota} runs per day is used")
+
+
+async def _quota_left(svc: Services, project_id: str, quota: int | None) -> int | None:
     """Runs the project may still start today (UTC), None when it has no quota."""
-    quota = principal.run_quota_per_day
     if quota is None:
         return None
     now = svc.clock.now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     used = await svc.store.count_runs(
-        principal.project_id, RunFilter(created_after=day_start - timedelta(milliseconds=1))
+        project_id, RunFilter(created_after=day_start - timedelta(milliseconds=1))
     )
     return max(quota - used, 0)
 
@@ -135,7 +180,10 @@ async def promote(
     svc: Services, workflow_id: str, version: int, definition: JSONObject
 ) -> frozenset[str]:
     """Start queued runs of a workflow with a concurrency limit, as far as it allows."""
-    compiled = svc.catalog.compiled(workflow_id, version, definition)
+    return await _promote(svc, workflow_id, svc.catalog.compiled(workflow_id, version, definition))
+
+
+async def _promote(svc: Services, workflow_id: str, compiled: CompiledWorkflow) -> frozenset[str]:
     if compiled.concurrency is None:
         return frozenset()
     return frozenset(
@@ -233,6 +281,7 @@ def _new_run(
         lease_owner=None,
         lease_expires_at=None,
         lease_epoch=0,
+        crash_count=0,
         wake_at=None,
         created_at=now,
         started_at=None,
@@ -299,6 +348,8 @@ class StepView:
     name: str | None
     type: str
     row: StepRunRow | None
+    #: Shown when the step never started: ``pending``, or ``canceled`` in a canceled run.
+    not_started: str = StepStatus.PENDING.value
 
 
 async def get_run(svc: Services, principal: Principal, run_id: str) -> RunDetail:
@@ -314,8 +365,17 @@ async def describe_run(svc: Services, run: RunRow) -> RunDetail:
     workflow = await svc.catalog.get(run["workflow_id"], run["workflow_version"])
     rows = await svc.store.list_step_runs(run["id"]) if run["started_at"] else []
     latest = {row["step_id"]: row for row in rows}
+    not_started = (
+        StepStatus.CANCELED if run["status"] == RunStatus.CANCELED else StepStatus.PENDING
+    ).value
     steps = [
-        StepView(id=step.id, name=step.name, type=step.type, row=latest.get(step.id))
+        StepView(
+            id=step.id,
+            name=step.name,
+            type=step.type,
+            row=latest.get(step.id),
+            not_started=not_started,
+        )
         for step in workflow.steps
     ]
     if run["status"] == RunStatus.QUEUED and workflow.concurrency is not None:
@@ -364,54 +424,71 @@ async def list_runs(
     return await svc.store.list_runs(principal.project_id, where, page)
 
 
+CANCELED_BY_USER: JSONObject = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
+
+
 async def cancel_run(svc: Services, principal: Principal, run_id: str) -> RunRow:
     """Raises NotFound, or Conflict when the run has already ended."""
     principal.require("runs:write")
-    existing = await svc.store.get_run(principal.project_id, run_id)
-    if existing is None:
-        raise errors.NotFound("Run not found")
-    if RunStatus(existing["status"]).is_terminal:
-        raise errors.Conflict(f"Run has already ended with status {existing['status']}")
-    error: JSONObject = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
-    run = await svc.store.cancel_run(principal.project_id, run_id, error=error, now=svc.clock.now())
-    if run is None:
-        raise errors.NotFound("Run not found")
+    existing = await _run_or_404(svc, principal, run_id)
+    if not RunStatus(existing["status"]).is_terminal:
+        await _cancel(svc, principal.project_id, run_ids=[run_id])
+    run = await _run_or_404(svc, principal, run_id)
     if run["status"] != RunStatus.CANCELED:
         raise errors.Conflict(f"Run has already ended with status {run['status']}")
-    svc.notifier.run_finished(run_id)
-    await _cancel_descendants(svc, run_id, error)
-    workflow = await svc.store.get_workflow_version(run["workflow_id"], run["workflow_version"])
-    if workflow is not None:
-        await promote(svc, run["workflow_id"], run["workflow_version"], workflow["definition"])
     return run
 
 
-async def _cancel_descendants(svc: Services, run_id: str, error: JSONObject) -> None:
-    """Cancelling a parent cancels its children, and theirs."""
-    parents = [run_id]
-    while parents:
-        canceled: list[str] = []
-        for parent in parents:
-            canceled += await svc.store.cancel_children(parent, error=error, now=svc.clock.now())
-        for child in canceled:
-            svc.notifier.run_finished(child)
-        parents = canceled
+async def _cancel(
+    svc: Services,
+    project_id: str,
+    *,
+    run_ids: Sequence[str] | None = None,
+    where: RunFilter | None = None,
+) -> list[str]:
+    """The one way runs are canceled (one, many, a parent with its children): the runs, their
+    descendants and their in-flight steps end in one transaction; then waiters are told and
+    the queues they held places in move on. Returns the selected runs it canceled."""
+    canceled = await svc.store.cancel_runs(
+        project_id,
+        run_ids=run_ids,
+        where=where,
+        limit=BULK_LIMIT,
+        error=CANCELED_BY_USER,
+        now=svc.clock.now(),
+    )
+    for run in canceled:
+        svc.notifier.run_finished(run.id)
+    promoted: frozenset[str] = frozenset()
+    for workflow_id, version in {(run.workflow_id, run.workflow_version) for run in canceled}:
+        with contextlib.suppress(LookupError):
+            promoted |= await _promote(
+                svc, workflow_id, await svc.catalog.get(workflow_id, version)
+            )
+    if promoted:
+        svc.notifier.work_available()
+    return [run.id for run in canceled if not run.descendant]
 
 
-def _copy_run(svc: Services, original: RunRow, *, source: str) -> RunRow:
-    """A new pending run with the original's workflow version, input and env."""
+async def _copy_run(svc: Services, original: RunRow, *, source: str) -> RunRow:
+    """A new run of the original's workflow version with its input and env; ``queued`` where
+    that version has a concurrency limit, like any other new run."""
+    compiled = await svc.catalog.get(original["workflow_id"], original["workflow_version"])
+    status = RunStatus.QUEUED if compiled.concurrency is not None else RunStatus.PENDING
     return RunRow(
         **{
             **original,
             "id": ids.new_id("run"),
-            "status": RunStatus.PENDING.value,
+            "status": status.value,
             "output": None,
             "error": None,
             "source": source,
+            "parent_run_id": None,
             "queued_reason": None,
             "lease_owner": None,
             "lease_expires_at": None,
             "lease_epoch": 0,
+            "crash_count": 0,
             "wake_at": None,
             "created_at": svc.clock.now(),
             "started_at": None,
@@ -427,24 +504,26 @@ async def _run_or_404(svc: Services, principal: Principal, run_id: str) -> RunRo
     return run
 
 
-async def _insert_started(svc: Services, new: list[NewRun]) -> list[StartedRun]:
-    inserted = await svc.store.insert_runs(new)
-    svc.notifier.work_available()
-    return [StartedRun(run=item.run) for item in inserted]
+async def _start_copy(svc: Services, principal: Principal, new: NewRun) -> StartedRun:
+    [created] = await create_runs(svc, principal.project_id, principal.run_quota_per_day, [new])
+    if isinstance(created, errors.FlowgateError):
+        raise created
+    return StartedRun(run=created.run)
 
 
 async def replay_run(svc: Services, principal: Principal, run_id: str) -> StartedRun:
-    """A new run of the same version with the same input. Raises NotFound."""
+    """A new run of the same version with the same input. Raises NotFound, QuotaExceeded."""
     principal.require("runs:write")
     original = await _run_or_404(svc, principal, run_id)
-    [started] = await _insert_started(svc, [NewRun(row=_copy_run(svc, original, source="replay"))])
-    return started
+    return await _start_copy(
+        svc, principal, NewRun(row=await _copy_run(svc, original, source="replay"))
+    )
 
 
 async def rerun_run(svc: Services, principal: Principal, run_id: str) -> StartedRun:
     """A new run that reuses the original's finished steps and starts at the first other one.
 
-    Raises NotFound, or Conflict while the original has not ended.
+    Raises NotFound, QuotaExceeded, or Conflict while the original has not ended.
     """
     principal.require("runs:write")
     original = await _run_or_404(svc, principal, run_id)
@@ -454,15 +533,14 @@ async def rerun_run(svc: Services, principal: Principal, run_id: str) -> Started
         )
     workflow = await svc.catalog.get(original["workflow_id"], original["workflow_version"])
     latest = {row["step_id"]: row for row in await svc.store.list_step_runs(original["id"])}
-    run = _copy_run(svc, original, source="rerun")
+    run = await _copy_run(svc, original, source="rerun")
     reused: list[StepRunRow] = []
     for step in workflow.steps:
         row = latest.get(step.id)
-        if row is None or row["status"] not in ("completed", "skipped"):
+        if row is None or row["status"] not in DONE_STEP_STATUSES:
             break
         reused.append(StepRunRow(**{**row, "id": ids.new_id("stp"), "run_id": run["id"]}))
-    [started] = await _insert_started(svc, [NewRun(row=run, steps=reused)])
-    return started
+    return await _start_copy(svc, principal, NewRun(row=run, steps=reused))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -491,27 +569,30 @@ async def cancel_runs(
     matched = await svc.store.count_runs(principal.project_id, unfinished)
     if dry_run:
         return BulkResult(matched=matched, run_ids=[], dry_run=True)
-    error: JSONObject = {"code": "CANCELED", "message": "Canceled by user", "stepId": None}
-    canceled = await svc.store.cancel_matching(
-        principal.project_id, unfinished, error=error, now=svc.clock.now(), limit=BULK_LIMIT
-    )
-    for run_id in canceled:
-        svc.notifier.run_finished(run_id)
+    canceled = await _cancel(svc, principal.project_id, where=unfinished)
     return BulkResult(matched=matched, run_ids=canceled, dry_run=False)
 
 
 async def replay_runs(
     svc: Services, principal: Principal, where: RunFilter, *, dry_run: bool
 ) -> BulkResult:
-    """Replay every run matching ``where`` (at most BULK_LIMIT per call)."""
+    """Replay every run matching ``where`` (at most BULK_LIMIT per call); all or none of them
+    when the project's quota is short. Raises QuotaExceeded."""
     principal.require("runs:write")
     matched = await svc.store.count_runs(principal.project_id, where)
     if dry_run:
         return BulkResult(matched=matched, run_ids=[], dry_run=True)
     originals = await svc.store.list_runs(principal.project_id, where, Page(limit=BULK_LIMIT))
-    copies = [NewRun(row=_copy_run(svc, run, source="replay")) for run in reversed(originals)]
-    started = await _insert_started(svc, copies) if copies else []
-    return BulkResult(matched=matched, run_ids=[s.run["id"] for s in started], dry_run=False)
+    copies = [NewRun(row=await _copy_run(svc, run, source="replay")) for run in reversed(originals)]
+    created = await create_runs(
+        svc, principal.project_id, principal.run_quota_per_day, copies, all_or_nothing=True
+    )
+    run_ids = []
+    for outcome in created:
+        if isinstance(outcome, errors.FlowgateError):
+            raise outcome
+        run_ids.append(outcome.run["id"])
+    return BulkResult(matched=matched, run_ids=run_ids, dry_run=False)
 
 
-_UNFINISHED = ("queued", "pending", "running", "waiting")
+_UNFINISHED = tuple(sorted(status.value for status in UNFINISHED_RUN_STATUSES))

@@ -9,54 +9,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol, TypedDict
 
 from sqlalchemy.engine import Connection
 
+from flowgate.statuses import (
+    TERMINAL_RUN_STATUSES,
+    RunStatus,
+    StepStatus,
+    WorkflowStatus,
+)
 from flowgate.types import JSON, JSONObject
+
+__all__ = ["TERMINAL_RUN_STATUSES", "RunStatus", "StepStatus", "WorkflowStatus"]
 
 
 class Duplicate(Exception):
     """An insert or update hit a unique constraint (an id or a name is taken)."""
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    PENDING = "pending"
-    RUNNING = "running"
-    WAITING = "waiting"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TIMED_OUT = "timed_out"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_RUN_STATUSES
-
-
-TERMINAL_RUN_STATUSES = frozenset(
-    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.TIMED_OUT}
-)
-
-
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    TIMED_OUT = "timed_out"
-    CANCELED = "canceled"
-    WAITING = "waiting"
-
-
-class WorkflowStatus(StrEnum):
-    DRAFT = "draft"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    ARCHIVED = "archived"
 
 
 class ProjectRow(TypedDict):
@@ -130,6 +99,8 @@ class RunRow(TypedDict):
     lease_owner: str | None
     lease_expires_at: datetime | None
     lease_epoch: int
+    #: How often executing this run raised something other than a step's own failure.
+    crash_count: int
     wake_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -173,6 +144,16 @@ class InsertedRun:
     run: RunRow
     replayed: bool = False
     stored_input: JSON = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CanceledRun:
+    """A run a cancel ended: one it selected, or a descendant canceled with its parent."""
+
+    id: str
+    workflow_id: str
+    workflow_version: int
+    descendant: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,6 +201,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
+    def is_outage(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the database could not be reached (not a bug, not bad data)."""
+        ...
+
     async def migrate(self, upgrade: Callable[[Connection], None]) -> None: ...
     async def listen(
         self,
@@ -237,9 +222,6 @@ class Store(Protocol):
 
     async def insert_key(self, row: KeyRow) -> None: ...
     async def upsert_bootstrap_key(self, row: KeyRow) -> None: ...
-    async def cancel_children(
-        self, parent_run_id: str, *, error: JSONObject, now: datetime
-    ) -> list[str]: ...
     async def find_key(self, key_hash: str) -> tuple[KeyRow, ProjectRow] | None: ...
     async def list_keys(self, project_id: str) -> list[KeyRow]: ...
     async def get_key(self, project_id: str, key_id: str) -> KeyRow | None: ...
@@ -268,12 +250,16 @@ class Store(Protocol):
     async def get_run(self, project_id: str | None, run_id: str) -> RunRow | None: ...
     async def list_runs(self, project_id: str, where: RunFilter, page: Page) -> list[RunRow]: ...
     async def list_step_runs(self, run_id: str) -> list[StepRunRow]: ...
-    async def cancel_run(
-        self, project_id: str, run_id: str, *, error: JSONObject, now: datetime
-    ) -> RunRow | None: ...
-    async def cancel_matching(
-        self, project_id: str, where: RunFilter, *, error: JSONObject, now: datetime, limit: int
-    ) -> list[str]: ...
+    async def cancel_runs(
+        self,
+        project_id: str,
+        *,
+        run_ids: Sequence[str] | None = None,
+        where: RunFilter | None = None,
+        limit: int,
+        error: JSONObject,
+        now: datetime,
+    ) -> list[CanceledRun]: ...
     async def count_runs(self, project_id: str, where: RunFilter) -> int: ...
 
     async def claim_runs(

@@ -16,9 +16,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from flowgate.statuses import ACTIVE_RUN_STATUSES, IN_FLIGHT_STEP_STATUSES
 from flowgate.store import tables as t
 from flowgate.store.base import (
     TERMINAL_RUN_STATUSES,
+    CanceledRun,
     ConnectionRow,
     InsertedRun,
     KeyRow,
@@ -31,6 +33,7 @@ from flowgate.store.base import (
     RunRow,
     RunStatus,
     StepRunRow,
+    StepStatus,
     WorkflowRow,
     WorkflowVersionRow,
 )
@@ -41,7 +44,10 @@ TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 WORK_CHANNEL = "flowgate_work"
 RUN_DONE_CHANNEL = "flowgate_run_done"
 _RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
-ACTIVE_VALUES = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
+ACTIVE_VALUES = tuple(sorted(s.value for s in ACTIVE_RUN_STATUSES))
+IN_FLIGHT_STEP_VALUES = tuple(sorted(s.value for s in IN_FLIGHT_STEP_STATUSES))
+#: Ids per ``IN (…)``: well under SQLite's and asyncpg's limits on bound parameters.
+_CHUNK = 5_000
 
 
 _ik = t.idempotency_keys.c
@@ -120,6 +126,10 @@ def _canceled(error: JSONObject, now: datetime) -> dict[str, object]:
     }
 
 
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
 def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]:
     r = t.runs.c
     clauses = [r.project_id == project_id]
@@ -194,6 +204,14 @@ class SqlStore:
                 conn.execute(statement)
 
         await self._write(work)
+
+    def is_outage(self, exc: BaseException) -> bool:
+        """The database could not be reached: a lost or refused connection, a locked file."""
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        return isinstance(
+            exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError
+        )
 
     async def ping(self) -> None:
         await self._one(sa.select(sa.literal(1)))
@@ -471,71 +489,91 @@ class SqlStore:
             query = query.where(after)
         return cast(list[RunRow], await self._all(query))
 
-    async def cancel_children(
-        self, parent_run_id: str, *, error: JSONObject, now: datetime
-    ) -> list[str]:
-        """Cancel the unfinished children of a run; returns their ids."""
-        r = t.runs.c
-        cancel = (
-            t.runs.update()
-            .where(r.parent_run_id == parent_run_id, r.status.not_in(TERMINAL_VALUES))
-            .values(**_canceled(error, now))
-            .returning(r.id)
-        )
-        return await self._write(lambda conn: self._cancel_and_announce(conn, cancel))
-
-    def _cancel_and_announce(self, conn: Connection, cancel: sa.Executable) -> list[str]:
-        canceled = [row.id for row in conn.execute(cancel)]
-        for run_id in canceled:
-            self.announce(conn, RUN_DONE_CHANNEL, run_id)
-        return canceled
-
     async def count_runs(self, project_id: str, where: RunFilter) -> int:
         query = sa.select(sa.func.count()).select_from(t.runs).where(*_matching(project_id, where))
         return int(await self._read(lambda conn: conn.execute(query).scalar_one()))
 
-    async def cancel_matching(
-        self, project_id: str, where: RunFilter, *, error: JSONObject, now: datetime, limit: int
-    ) -> list[str]:
-        """Cancel up to ``limit`` unfinished runs matching ``where``; returns their ids."""
+    async def cancel_runs(
+        self,
+        project_id: str,
+        *,
+        run_ids: Sequence[str] | None = None,
+        where: RunFilter | None = None,
+        limit: int,
+        error: JSONObject,
+        now: datetime,
+    ) -> list[CanceledRun]:
+        """Cancel the unfinished runs selected by ``run_ids`` or ``where`` (at most ``limit``),
+        their unfinished descendants, and every step attempt they have in flight, in one
+        transaction; returns what it canceled, the selected runs first."""
         r = t.runs.c
-        candidates = (
+        selection = (
+            r.id.in_(list(run_ids))
+            if run_ids is not None
+            else sa.and_(*_matching(project_id, where or RunFilter()))
+        )
+        selected = (
             sa.select(r.id)
-            .where(*_matching(project_id, where), r.status.not_in(TERMINAL_VALUES))
+            .where(r.project_id == project_id, selection, r.status.not_in(TERMINAL_VALUES))
             .limit(limit)
-            .scalar_subquery()
         )
-        cancel = (
-            t.runs.update()
-            .where(r.id.in_(candidates), r.status.not_in(TERMINAL_VALUES))
-            .values(**_canceled(error, now))
-            .returning(r.id)
-        )
-        return await self._write(lambda conn: self._cancel_and_announce(conn, cancel))
+
+        def work(conn: Connection) -> list[CanceledRun]:
+            canceled: list[CanceledRun] = []
+            targets = list(conn.execute(selected).scalars())
+            descendant = False
+            while targets:
+                ended = self._cancel_ids(conn, targets, error=error, now=now)
+                canceled += [
+                    CanceledRun(
+                        id=row.id,
+                        workflow_id=row.workflow_id,
+                        workflow_version=row.workflow_version,
+                        descendant=descendant,
+                    )
+                    for row in ended
+                ]
+                targets = self._unfinished_children(conn, [row.id for row in ended])
+                descendant = True
+            return canceled
+
+        return await self._write(work)
+
+    def _cancel_ids(
+        self, conn: Connection, run_ids: list[str], *, error: JSONObject, now: datetime
+    ) -> list[Any]:
+        r, s = t.runs.c, t.step_runs.c
+        ended: list[Any] = []
+        for chunk in _chunks(run_ids):
+            ended += conn.execute(
+                t.runs.update()
+                .where(r.id.in_(chunk), r.status.not_in(TERMINAL_VALUES))
+                .values(**_canceled(error, now))
+                .returning(r.id, r.workflow_id, r.workflow_version)
+            ).all()
+        for chunk in _chunks([row.id for row in ended]):
+            conn.execute(
+                t.step_runs.update()
+                .where(s.run_id.in_(chunk), s.status.in_(IN_FLIGHT_STEP_VALUES))
+                .values(status=StepStatus.CANCELED.value, completed_at=now)
+            )
+            for run_id in chunk:
+                self.announce(conn, RUN_DONE_CHANNEL, run_id)
+        return ended
+
+    def _unfinished_children(self, conn: Connection, parent_ids: list[str]) -> list[str]:
+        r = t.runs.c
+        children: list[str] = []
+        for chunk in _chunks(parent_ids):
+            children += conn.execute(
+                sa.select(r.id).where(r.parent_run_id.in_(chunk), r.status.not_in(TERMINAL_VALUES))
+            ).scalars()
+        return children
 
     async def list_step_runs(self, run_id: str) -> list[StepRunRow]:
         s = t.step_runs.c
         query = t.step_runs.select().where(s.run_id == run_id).order_by(s.position, s.attempt)
         return cast(list[StepRunRow], await self._all(query))
-
-    async def cancel_run(
-        self, project_id: str, run_id: str, *, error: JSONObject, now: datetime
-    ) -> RunRow | None:
-        """Cancel a run that has not ended; returns the run as it is afterwards (None: unknown)."""
-        r = t.runs.c
-        mine = sa.and_(r.id == run_id, r.project_id == project_id)
-        cancel = (
-            t.runs.update()
-            .where(mine, r.status.not_in(TERMINAL_VALUES))
-            .values(**_canceled(error, now))
-        )
-
-        def work(conn: Connection) -> Any:
-            if conn.execute(cancel).rowcount:
-                self.announce(conn, RUN_DONE_CHANNEL, run_id)
-            return _first(conn, t.runs.select().where(mine))
-
-        return cast(RunRow | None, await self._write(work))
 
     # concurrency ----------------------------------------------------------------------------
 

@@ -144,6 +144,7 @@ runs = sa.Table(
     sa.Column("lease_owner", sa.String(80), nullable=True),
     sa.Column("lease_expires_at", UTCMillis(), nullable=True),
     sa.Column("lease_epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("crash_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("wake_at", UTCMillis(), nullable=True),
     _created_at(),
     sa.Column("started_at", UTCMillis(), nullable=True),

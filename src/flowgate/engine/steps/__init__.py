@@ -91,6 +91,9 @@ class StepContext:
     smtp: SmtpDefaults = field(default_factory=SmtpDefaults)
     idempotency_key: str = field(default="")
     state: JSON = None
+    #: The attempt number as ``retry.maxAttempts`` counts it: attempts lost with their worker
+    #: are not counted, so a retried child run (``run_workflow``) keeps its key across them.
+    counted_attempt: int = 1
 
 
 class StepFailure(Exception):
@@ -153,6 +156,10 @@ class Children(Protocol):
 class StepType(Protocol):
     #: Pure steps change nothing outside the run, so consecutive ones may be committed together.
     pure: ClassVar[bool]
+    #: The step acts outside flowgate (calls a service, sends mail, runs operator code): its
+    #: attempt is committed as ``running`` before it starts, so an attempt lost with its worker
+    #: is seen and recorded (``WORKER_LOST``) instead of silently repeated.
+    calls_out: ClassVar[bool]
 
     def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
         """Problems with ``step`` (its ``config`` included), paths relative to the step."""

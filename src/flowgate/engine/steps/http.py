@@ -24,6 +24,7 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 @register_step("http")
 class Http:
     pure: ClassVar[bool] = False
+    calls_out: ClassVar[bool] = True
 
     def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
         return check_request_config(step.get("config"))

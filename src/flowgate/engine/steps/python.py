@@ -13,6 +13,7 @@ from flowgate.types import JSON, JSONObject
 @register_step("python")
 class Python:
     pure: ClassVar[bool] = False
+    calls_out: ClassVar[bool] = True
 
     def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
         config = step.get("config")

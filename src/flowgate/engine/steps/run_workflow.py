@@ -24,6 +24,7 @@ _ENDED = ("completed", "failed", "canceled", "timed_out")
 @register_step("run_workflow")
 class RunWorkflow:
     pure: ClassVar[bool] = False
+    calls_out: ClassVar[bool] = False
 
     def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
         config = step.get("config")
@@ -42,7 +43,7 @@ class RunWorkflow:
             child = await ctx.children.start(
                 parent=ctx.run_id,
                 project_id=ctx.project_id,
-                key=f"{ctx.run_id}:{ctx.step_id}:{ctx.attempt}",
+                key=f"{ctx.run_id}:{ctx.step_id}:{ctx.counted_attempt}",
                 workflow=str(config["workflow"]),
                 input=config.get("input") or {},
             )

@@ -43,6 +43,7 @@ def _templated(value: object) -> bool:
 @register_step("sleep")
 class Sleep:
     pure: ClassVar[bool] = False
+    calls_out: ClassVar[bool] = False
 
     def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
         config = step.get("config")

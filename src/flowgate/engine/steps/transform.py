@@ -11,6 +11,7 @@ from flowgate.types import JSON, JSONObject
 @register_step("transform")
 class Transform:
     pure: ClassVar[bool] = True
+    calls_out: ClassVar[bool] = False
 
     def check(self, step: JSONObject, ctx: CheckContext) -> list[Problem]:
         config = step.get("config")
