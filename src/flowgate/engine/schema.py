@@ -1,21 +1,39 @@
 """Input validation against a workflow's ``inputSchema`` (JSON Schema 2020-12).
 
-Formats are not asserted (2020-12 treats ``format`` as an annotation by default). Every failure
-is reported with the path of the offending value; a missing required property is reported at
-its own path with the message ``"Required"``, as the seed shows.
+Validation runs on jsonschema-rs with the linear-time ``regex`` engine: ``pattern`` and
+``patternProperties`` cannot backtrack, so no input can stall the event loop (DESIGN §7). A
+pattern that engine cannot compile (lookaround, backreferences) is a write-time schema problem.
+Formats are not asserted (2020-12 treats ``format`` as an annotation by default), so
+``format: regex`` is never evaluated. Remote ``$ref``s are never fetched.
+
+Every failure is reported with the path of the offending value; a missing required property is
+reported at its own path with the message ``"Required"``, as the seed shows. Messages keep the
+wording of the Python ``jsonschema`` library that flowgate used before (docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+import jsonschema_rs
 
 from flowgate.types import JSON
 
 _MAX_MESSAGE = 200
+# jsonschema-rs refuses schemas nested deeper than about 254 levels and its meta-validation
+# overflows the native stack near 10,000; stay well below both.
+_MAX_SCHEMA_DEPTH = 128
+# Each distinct regex compiles eagerly (up to ~60 ms for a large Unicode repetition), so the
+# count bounds what one schema can cost to compile.
+_MAX_REGEXES = 64
+_META_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+_SCHEMA_MAPS = frozenset(
+    {"$defs", "definitions", "dependentSchemas", "patternProperties", "properties"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,68 +46,250 @@ def check_schema(schema: JSON) -> list[SchemaProblem]:
     """Problems with an ``inputSchema`` itself, paths inside the schema."""
     if not isinstance(schema, dict | bool):
         return [SchemaProblem([], "must be a JSON Schema object")]
-    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    if _depth(schema) > _MAX_SCHEMA_DEPTH:
+        return [SchemaProblem([], f"is nested more than {_MAX_SCHEMA_DEPTH} levels deep")]
+    if len(_regexes(schema)) > _MAX_REGEXES:
+        return [SchemaProblem([], f"has more than {_MAX_REGEXES} distinct regexes")]
+    try:
+        meta = _compile({"$ref": _META_SCHEMA_URI})
+        errors = list(meta.iter_errors(schema))
+    except ValueError as exc:
+        return [SchemaProblem([], _short(f"unusable schema: {exc}"))]
     problems = [
-        SchemaProblem(list(error.absolute_path), _short(error.message))
-        for error in sorted(meta.iter_errors(schema), key=lambda e: list(map(str, e.path)))
+        SchemaProblem(list(e.instance_path), _short(_message(e, None)))
+        for e in sorted(errors, key=lambda e: [str(part) for part in e.instance_path])
     ]
     if not problems:
-        try:
-            Draft202012Validator(schema).is_valid({})
-        except (SchemaError, Exception) as exc:
-            problems.append(SchemaProblem([], _short(f"unusable schema: {exc}")))
+        _validator, problem = _try_compile(schema)
+        problems += [problem] if problem else []
     return problems
 
 
 class InputValidator:
-    """A validator compiled once per workflow version."""
+    """A validator compiled once per workflow version; never raises.
+
+    A stored schema this engine cannot compile (written before patterns were checked at write
+    time) fails every validation with that problem instead of crashing the run's request.
+    """
 
     def __init__(self, schema: JSON | None) -> None:
         self._schema = schema
-        self._validator = None if schema is None else Draft202012Validator(schema)
+        self._validator: jsonschema_rs.Validator | None = None
+        self._unusable: SchemaProblem | None = None
+        if schema is not None:
+            self._validator, problem = _try_compile(schema)
+            if problem is not None:
+                where = "/".join(map(str, problem.path))
+                message = f"inputSchema cannot be used: {where}: {problem.message}"
+                self._unusable = SchemaProblem([], _short(message))
 
     def validate(self, value: JSON) -> tuple[JSON, list[SchemaProblem]]:
         """The input with ``default``s applied, and one problem per failure."""
+        if self._unusable is not None:
+            return value, [self._unusable]
         if self._validator is None:
             return value, []
-        with_defaults = _apply_defaults(self._schema, copy.deepcopy(value))
-        problems = [_problem(e) for e in self._validator.iter_errors(with_defaults)]
-        problems.sort(key=lambda p: [str(part) for part in p.path])
-        return with_defaults, problems
+        with_defaults = _apply_defaults(self._schema, value)
+        try:
+            errors = list(self._validator.iter_errors(with_defaults))
+        except ValueError as exc:  # not JSON: a non-str key, a lone surrogate
+            return with_defaults, [SchemaProblem([], _short(f"is not valid JSON: {exc}"))]
+        keyed = [(_problem(e, self._schema), _order(e, self._schema)) for e in errors]
+        keyed.sort(key=lambda pair: ([str(part) for part in pair[0].path], pair[1]))
+        return with_defaults, [problem for problem, _ in keyed]
 
 
-def _problem(error: ValidationError) -> SchemaProblem:
-    path: list[str | int] = list(error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = _missing_property(error)
-        if missing is not None:
-            return SchemaProblem([*path, missing], "Required")
-    return SchemaProblem(path, _short(error.message))
+def _compile(schema: dict[str, JSON] | bool) -> jsonschema_rs.Validator:
+    return jsonschema_rs.Draft202012Validator(
+        schema, pattern_options=jsonschema_rs.RegexOptions(), offline=True
+    )
 
 
-def _missing_property(error: ValidationError) -> str | None:
-    required = error.validator_value if isinstance(error.validator_value, list) else []
-    instance = error.instance
-    for name in required:
-        if isinstance(name, str) and name not in instance and repr(name) in error.message:
-            return name
+def _try_compile(schema: JSON) -> tuple[jsonschema_rs.Validator | None, SchemaProblem | None]:
+    if not isinstance(schema, dict | bool) or _depth(schema) > _MAX_SCHEMA_DEPTH:
+        return None, SchemaProblem([], "unusable schema: not an object or nested too deeply")
+    try:
+        return _compile(schema), None
+    except jsonschema_rs.ValidationError as exc:
+        path = list(exc.instance_path)
+        if exc.kind.name == "format" and isinstance(exc.instance, str):  # only regexes compile
+            return None, SchemaProblem(path, _short(_regex_message(exc.instance)))
+        return None, SchemaProblem(path, _short(f"unusable schema: {exc.message}"))
+    except ValueError as exc:  # e.g. "Recursion limit reached"
+        return None, SchemaProblem([], _short(f"unusable schema: {exc}"))
+
+
+def _regex_message(pattern: str) -> str:
+    return (
+        f"{pattern!r} is not a regular expression the linear-time engine accepts "
+        "(lookaround and backreferences are not supported)"
+    )
+
+
+def _problem(error: jsonschema_rs.ValidationError, schema: JSON) -> SchemaProblem:
+    path: list[str | int] = list(error.instance_path)
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        keyword = error.schema_path[-1:]
+        if keyword != ["dependentRequired"]:
+            return SchemaProblem([*path, kind.property], "Required")
+    return SchemaProblem(path, _short(_message(error, schema)))
+
+
+def _order(error: jsonschema_rs.ValidationError, schema: JSON) -> list[int]:
+    """Where the failing keyword sits in the schema: ties keep the schema's keyword order."""
+    return _walk(schema, list(error.schema_path))[0]
+
+
+def _at(schema: JSON, path: list[str | int]) -> JSON:
+    return _walk(schema, path)[1]
+
+
+def _walk(schema: JSON, path: list[str | int]) -> tuple[list[int], JSON]:
+    """Positions along ``path`` inside ``schema``, and the value there (None if unreachable)."""
+    positions, node = [], schema
+    for part in path:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            positions.append(list(node).index(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            positions.append(part)
+            node = node[part]
+        else:
+            return positions, None
+    return positions, node
+
+
+def _message(error: jsonschema_rs.ValidationError, schema: JSON) -> str:
+    """The ``jsonschema`` library's wording where it is known, else jsonschema-rs's own."""
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.PropertyNames):
+        return _message(kind.error, schema)
+    render = _RENDER.get(type(kind).__name__)
+    value = error.instance
+    if render is None:
+        return error.message
+    rendered = render(value, kind.as_dict(), _at(schema, list(error.schema_path)))
+    return error.message if rendered is None else rendered
+
+
+def _sized(short: str, empty: str, edge: int) -> Callable[[Any, dict[str, Any], JSON], str]:
+    return lambda v, k, _: f"{v!r} {empty if k['limit'] == edge else short}"
+
+
+def _type(value: Any, kind: dict[str, Any], keyword: JSON) -> str:
+    types = keyword if isinstance(keyword, list) else [keyword] if keyword else kind["types"]
+    return f"{value!r} is not of type {', '.join(map(repr, types))}"
+
+
+def _listed(keyword: JSON, fallback: list[JSON]) -> list[JSON]:
+    return keyword if isinstance(keyword, list) else fallback
+
+
+def _dependent(value: Any, kind: dict[str, Any], keyword: JSON) -> str | None:
+    missing = kind["property"]
+    if not isinstance(keyword, dict) or not isinstance(value, dict):
+        return None
+    for name, needed in keyword.items():
+        if name in value and isinstance(needed, list) and missing in needed:
+            return f"{missing!r} is a dependency of {name!r}"
     return None
 
 
+_Render = Callable[[Any, dict[str, Any], JSON], str | None]
+_RENDER: dict[str, _Render] = {
+    "Type": _type,
+    "Required": _dependent,
+    "Enum": lambda v, k, s: f"{v!r} is not one of {_listed(s, k['options'])!r}",
+    "Constant": lambda v, k, _: f"{k['expected_value']!r} was expected",
+    "Pattern": lambda v, k, _: f"{v!r} does not match {k['pattern']!r}",
+    "Minimum": lambda v, k, _: f"{v!r} is less than the minimum of {k['limit']!r}",
+    "Maximum": lambda v, k, _: f"{v!r} is greater than the maximum of {k['limit']!r}",
+    "ExclusiveMinimum": lambda v, k, _: (
+        f"{v!r} is less than or equal to the minimum of {k['limit']!r}"
+    ),
+    "ExclusiveMaximum": lambda v, k, _: (
+        f"{v!r} is greater than or equal to the maximum of {k['limit']!r}"
+    ),
+    "MultipleOf": lambda v, k, _: f"{v!r} is not a multiple of {k['multiple_of']}",
+    "MinLength": _sized("is too short", "should be non-empty", 1),
+    "MaxLength": _sized("is too long", "is expected to be empty", 0),
+    "MinItems": _sized("is too short", "should be non-empty", 1),
+    "MaxItems": _sized("is too long", "is expected to be empty", 0),
+    "MinProperties": _sized("does not have enough properties", "should be non-empty", 1),
+    "MaxProperties": _sized("has too many properties", "is expected to be empty", 0),
+    "UniqueItems": lambda v, k, _: f"{v!r} has non-unique elements",
+    "AnyOf": lambda v, k, _: f"{v!r} is not valid under any of the given schemas",
+    "OneOfNotValid": lambda v, k, _: f"{v!r} is not valid under any of the given schemas",
+    "Not": lambda v, k, _: f"{v!r} should not be valid under {k['schema']!r}",
+    "Contains": lambda v, k, _: f"{v!r} does not contain items matching the given schema",
+    "FalseSchema": lambda v, k, _: f"False schema does not allow {v!r}",
+}
+
+
 def _apply_defaults(schema: JSON | None, value: JSON) -> JSON:
-    """Fill in ``properties.*.default`` for absent keys, recursing into present objects."""
+    """Fill in ``properties.*.default`` for absent keys, recursing into present objects.
+
+    Copies only the objects it changes, so the caller's value is never mutated and deep inputs
+    cost no deep copy.
+    """
     if not isinstance(schema, dict) or not isinstance(value, dict):
         return value
     properties = schema.get("properties")
-    if isinstance(properties, dict):
-        for name, subschema in properties.items():
-            if not isinstance(subschema, dict):
+    if not isinstance(properties, dict):
+        return value
+    result = value
+    for name, subschema in properties.items():
+        if not isinstance(subschema, dict):
+            continue
+        if name not in value and "default" in subschema:
+            new = copy.deepcopy(subschema["default"])
+        elif name in value:
+            new = _apply_defaults(subschema, value[name])
+            if new is value[name]:
                 continue
-            if name not in value and "default" in subschema:
-                value[name] = copy.deepcopy(subschema["default"])
-            elif name in value:
-                value[name] = _apply_defaults(subschema, value[name])
-    return value
+        else:
+            continue
+        result = dict(result) if result is value else result
+        result[name] = new
+    return result
+
+
+def _depth(document: JSON) -> int:
+    """Nesting depth of a JSON document, without recursion."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > _MAX_SCHEMA_DEPTH:
+            break
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _regexes(schema: JSON) -> set[str]:
+    """Distinct ``pattern`` values and ``patternProperties`` keys, skipping data keywords."""
+    found: set[str] = set()
+    stack: list[JSON] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key, child in node.items():
+            if key == "pattern" and isinstance(child, str):
+                found.add(child)
+            elif key in _SCHEMA_MAPS and isinstance(child, dict):
+                found.update(child if key == "patternProperties" else ())
+                stack.extend(child.values())
+            elif key not in _DATA_KEYWORDS:
+                stack.append(child)
+    return found
 
 
 def _short(message: str) -> str:
