@@ -36,13 +36,37 @@ def test_rate_limiter_new_minute_starts_fresh() -> None:
     limiter.hit("k", Category.EXECUTE, None)
 
 
-def test_rate_limiter_categories_and_keys_are_separate() -> None:
+def test_rate_limiter_used_up_execute_leaves_read_budget_whole() -> None:
     limiter = _limiter(FrozenClock())
     for _ in range(2):
         limiter.hit("a", Category.EXECUTE, None)
-        limiter.hit("b", Category.EXECUTE, None)
 
-    limiter.hit("a", Category.READ, None)
+    for _ in range(5):  # merged counts would refuse the fourth
+        limiter.hit("a", Category.READ, None)
+    with pytest.raises(errors.RateLimited):
+        limiter.hit("a", Category.READ, None)
+
+
+def test_rate_limiter_used_up_read_leaves_execute_budget_whole() -> None:
+    limiter = _limiter(FrozenClock())
+    for _ in range(5):
+        limiter.hit("a", Category.READ, None)
+
+    for _ in range(2):  # merged counts would refuse the first
+        limiter.hit("a", Category.EXECUTE, None)
+    with pytest.raises(errors.RateLimited):
+        limiter.hit("a", Category.EXECUTE, None)
+
+
+def test_rate_limiter_used_up_key_leaves_other_key_budget_whole() -> None:
+    limiter = _limiter(FrozenClock())
+    for _ in range(2):
+        limiter.hit("a", Category.EXECUTE, None)
+
+    for _ in range(2):
+        limiter.hit("b", Category.EXECUTE, None)
+    with pytest.raises(errors.RateLimited):
+        limiter.hit("b", Category.EXECUTE, None)
 
 
 def test_rate_limiter_key_limit_overrides_execute_default() -> None:

@@ -14,7 +14,7 @@ from flowgate.api.errors import error_body, status_of
 from flowgate.logs import request_id_var
 
 log = logging.getLogger(__name__)
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime, timedelta
 
 from flowgate import clock, errors
@@ -18,6 +19,8 @@ from flowgate.store.base import (
 from flowgate.types import JSON, JSONObject
 
 iso = clock.to_wire
+#: The id half of a cursor: what ``ids.new_id`` and the ``wf_``/``conn_`` patterns produce.
+_CURSOR_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def started_run(run: RunRow) -> JSONObject:
@@ -141,10 +144,10 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         millis, _, item_id = raw.partition(":")
-        if not item_id:
+        if not _CURSOR_ID.fullmatch(item_id):
             raise ValueError(cursor)
         return clock.from_millis(int(millis)), item_id
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, OverflowError, OSError) as exc:  # a time beyond datetime's range
         raise errors.InvalidRequest("Invalid cursor") from exc
 
 

@@ -16,8 +16,9 @@ from flowgate.engine.steps import CheckContext, Problem, StepType
 from flowgate.engine.templating import TemplateEngine
 from flowgate.types import JSON, JSONObject
 
-STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-TRIGGER_TYPES = ("api", "webhook", "schedule")
+STEP_ID = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
+#: Only the trigger types that start runs today; ``webhook`` and ``schedule`` join when they do.
+TRIGGER_TYPES = ("api",)
 _TOP_LEVEL_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "description": (str, type(None)),
@@ -149,9 +150,13 @@ class DefinitionChecker:
         problems = []
         for index, item in enumerate(triggers):
             path: list[str | int] = ["trigger", index] if isinstance(trigger, list) else ["trigger"]
-            if not isinstance(item, dict) or item.get("type") not in TRIGGER_TYPES:
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind not in TRIGGER_TYPES:
                 problems.append(
-                    Problem([*path, "type"], f"must be one of {', '.join(TRIGGER_TYPES)}")
+                    Problem(
+                        [*path, "type"],
+                        f"unsupported trigger type {kind!r}; supported: {', '.join(TRIGGER_TYPES)}",
+                    )
                 )
         return problems
 

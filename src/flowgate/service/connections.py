@@ -13,8 +13,8 @@ from flowgate.store.base import ConnectionRow, Duplicate
 from flowgate.types import JSONObject
 from flowgate.vault import VaultError
 
-CONNECTION_ID = re.compile(r"^conn_[A-Za-z0-9_-]{1,64}$")
-CONNECTION_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+CONNECTION_ID = re.compile(r"\Aconn_[A-Za-z0-9_-]{1,64}\Z")
+CONNECTION_TYPE = re.compile(r"\A[a-z][a-z0-9_.-]{0,63}\Z")
 #: For each known type: required config keys and required credential keys.
 KNOWN_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stripe": ((), ("secretKey",)),

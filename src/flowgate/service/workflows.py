@@ -11,7 +11,7 @@ from flowgate.service.core import Services
 from flowgate.store.base import Duplicate, Page, WorkflowRow, WorkflowStatus, WorkflowVersionRow
 from flowgate.types import JSONObject
 
-WORKFLOW_ID = re.compile(r"^wf_[A-Za-z0-9_-]{1,64}$")
+WORKFLOW_ID = re.compile(r"\Awf_[A-Za-z0-9_-]{1,64}\Z")
 _WRITABLE_STATUSES = (WorkflowStatus.DRAFT.value, WorkflowStatus.ACTIVE.value)
 _META_KEYS = ("id", "status", "projectId", "version", "createdAt", "updatedAt")
 
