@@ -207,7 +207,9 @@ class RunExecutor:
             self._notifier.work_available()
 
     async def _execute(self, run: RunRow, lease: Lease, redact: Redactor) -> None:
-        workflow = await self._catalog.get(run["workflow_id"], run["workflow_version"])
+        workflow = await self._catalog.get(
+            run["project_id"], run["workflow_id"], run["workflow_version"]
+        )
         rows = await self._attempts(run)
         history = {row["step_id"]: row for row in rows}
         state = _RunState(
@@ -472,13 +474,18 @@ class RunExecutor:
         self._notifier.run_finished(run["id"])
         if workflow is None:
             try:
-                workflow = await self._catalog.get(run["workflow_id"], run["workflow_version"])
+                workflow = await self._catalog.get(
+                    run["project_id"], run["workflow_id"], run["workflow_version"]
+                )
             except LookupError:
                 return
         limits = workflow.concurrency
         if limits is not None:
             promoted = await self._store.promote_queued(
-                run["workflow_id"], limit=limits.limit, total_limit=limits.total_limit
+                run["project_id"],
+                run["workflow_id"],
+                limit=limits.limit,
+                total_limit=limits.total_limit,
             )
             if promoted:
                 self._notifier.work_available()

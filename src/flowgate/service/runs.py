@@ -149,8 +149,7 @@ async def create_runs(
         for new in admitted
         if new.row["status"] == RunStatus.QUEUED
     }:
-        compiled = await svc.catalog.get(workflow_id, version)
-        promoted |= await _promote(svc, workflow_id, compiled)
+        promoted |= await _promote(svc, project_id, workflow_id, version)
     svc.notifier.work_available()
     return [_with_promotion(item, promoted) for item in inserted] + list(refused)
 
@@ -176,18 +175,16 @@ async def _quota_left(svc: Services, project_id: str, quota: int | None) -> int 
     return max(quota - used, 0)
 
 
-async def promote(
-    svc: Services, workflow_id: str, version: int, definition: JSONObject
+async def _promote(
+    svc: Services, project_id: str, workflow_id: str, version: int
 ) -> frozenset[str]:
     """Start queued runs of a workflow with a concurrency limit, as far as it allows."""
-    return await _promote(svc, workflow_id, svc.catalog.compiled(workflow_id, version, definition))
-
-
-async def _promote(svc: Services, workflow_id: str, compiled: CompiledWorkflow) -> frozenset[str]:
+    compiled = await svc.catalog.get(project_id, workflow_id, version)
     if compiled.concurrency is None:
         return frozenset()
     return frozenset(
         await svc.store.promote_queued(
+            project_id,
             workflow_id,
             limit=compiled.concurrency.limit,
             total_limit=compiled.concurrency.total_limit,
@@ -201,9 +198,8 @@ async def keep_queues_moving(svc: Services, *, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            for workflow_id, version in await svc.store.queued_workflows():
-                row = await svc.store.get_workflow_version(workflow_id, version)
-                if row is not None and await promote(svc, workflow_id, version, row["definition"]):
+            for project_id, workflow_id, version in await svc.store.queued_workflows():
+                if await _promote(svc, project_id, workflow_id, version):
                     svc.notifier.work_available()
         except Exception:
             log.exception("queues.promote_failed")
@@ -236,7 +232,9 @@ async def _prepare(
         )
     if workflow["status"] != WorkflowStatus.ACTIVE:
         return await _replay_inactive(svc, workflow, cmd, sent_input)
-    compiled = svc.catalog.compiled(workflow["id"], workflow["version"], workflow["definition"])
+    compiled = svc.catalog.compiled(
+        workflow["project_id"], workflow["id"], workflow["version"], workflow["definition"]
+    )
     run_input, problems = compiled.validator.validate(sent_input)
     if problems:
         raise errors.ValidationFailed(
@@ -362,7 +360,7 @@ async def get_run(svc: Services, principal: Principal, run_id: str) -> RunDetail
 
 
 async def describe_run(svc: Services, run: RunRow) -> RunDetail:
-    workflow = await svc.catalog.get(run["workflow_id"], run["workflow_version"])
+    workflow = await svc.catalog.get(run["project_id"], run["workflow_id"], run["workflow_version"])
     rows = await svc.store.list_step_runs(run["id"]) if run["started_at"] else []
     latest = {row["step_id"]: row for row in rows}
     not_started = (
@@ -462,9 +460,7 @@ async def _cancel(
     promoted: frozenset[str] = frozenset()
     for workflow_id, version in {(run.workflow_id, run.workflow_version) for run in canceled}:
         with contextlib.suppress(LookupError):
-            promoted |= await _promote(
-                svc, workflow_id, await svc.catalog.get(workflow_id, version)
-            )
+            promoted |= await _promote(svc, project_id, workflow_id, version)
     if promoted:
         svc.notifier.work_available()
     return [run.id for run in canceled if not run.descendant]
@@ -473,7 +469,9 @@ async def _cancel(
 async def _copy_run(svc: Services, original: RunRow, *, source: str) -> RunRow:
     """A new run of the original's workflow version with its input and env; ``queued`` where
     that version has a concurrency limit, like any other new run."""
-    compiled = await svc.catalog.get(original["workflow_id"], original["workflow_version"])
+    compiled = await svc.catalog.get(
+        original["project_id"], original["workflow_id"], original["workflow_version"]
+    )
     status = RunStatus.QUEUED if compiled.concurrency is not None else RunStatus.PENDING
     return RunRow(
         **{
@@ -531,7 +529,9 @@ async def rerun_run(svc: Services, principal: Principal, run_id: str) -> Started
         raise errors.Conflict(
             f"Only a run that has ended can be rerun (it is {original['status']})"
         )
-    workflow = await svc.catalog.get(original["workflow_id"], original["workflow_version"])
+    workflow = await svc.catalog.get(
+        original["project_id"], original["workflow_id"], original["workflow_version"]
+    )
     latest = {row["step_id"]: row for row in await svc.store.list_step_runs(original["id"])}
     run = await _copy_run(svc, original, source="rerun")
     reused: list[StepRunRow] = []

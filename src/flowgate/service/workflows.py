@@ -153,7 +153,7 @@ async def list_versions(
 ) -> list[WorkflowVersionRow]:
     principal.require("workflows:read")
     current = await get_workflow(svc, principal, id_or_name)
-    return await svc.store.list_workflow_versions(current["id"])
+    return await svc.store.list_workflow_versions(current["project_id"], current["id"])
 
 
 async def apply_workflow(

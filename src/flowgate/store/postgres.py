@@ -79,8 +79,9 @@ class PostgresStore(SqlStore):
                 await conn.execute(sa.text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK_ID})"))
                 await conn.commit()
 
-    def lock_workflow_queue(self, conn: Connection, workflow_id: str) -> None:
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(workflow_id))))
+    def lock_workflow_queue(self, conn: Connection, project_id: str, workflow_id: str) -> None:
+        key = sa.func.hashtext(f"{project_id}/{workflow_id}")
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
     def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
         conn.execute(sa.select(sa.func.pg_notify(channel, payload)))

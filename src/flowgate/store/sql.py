@@ -301,6 +301,7 @@ class SqlStore:
 
     def _version_insert(self, row: WorkflowRow) -> sa.Executable:
         return t.workflow_versions.insert().values(
+            project_id=row["project_id"],
             workflow_id=row["id"],
             version=row["version"],
             definition=row["definition"],
@@ -338,27 +339,34 @@ class SqlStore:
     async def update_workflow(self, row: WorkflowRow, *, new_version: bool) -> None:
         """Raises ``Duplicate`` when the new name is taken."""
         values = {k: v for k, v in row.items() if k not in ("id", "project_id", "created_at")}
-        update = t.workflows.update().where(t.workflows.c.id == row["id"]).values(**values)
+        w = t.workflows.c
+        update = (
+            t.workflows.update()
+            .where(w.project_id == row["project_id"], w.id == row["id"])
+            .values(**values)
+        )
         if new_version:
             await self._execute(update, self._version_insert(row))
         else:
             await self._execute(update)
 
-    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionRow]:
+    async def list_workflow_versions(
+        self, project_id: str, workflow_id: str
+    ) -> list[WorkflowVersionRow]:
         v = t.workflow_versions.c
         query = (
             t.workflow_versions.select()
-            .where(v.workflow_id == workflow_id)
+            .where(v.project_id == project_id, v.workflow_id == workflow_id)
             .order_by(v.version.desc())
         )
         return cast(list[WorkflowVersionRow], await self._all(query))
 
     async def get_workflow_version(
-        self, workflow_id: str, version: int
+        self, project_id: str, workflow_id: str, version: int
     ) -> WorkflowVersionRow | None:
         v = t.workflow_versions.c
         query = t.workflow_versions.select().where(
-            v.workflow_id == workflow_id, v.version == version
+            v.project_id == project_id, v.workflow_id == workflow_id, v.version == version
         )
         return cast(WorkflowVersionRow | None, await self._one(query))
 
@@ -577,29 +585,30 @@ class SqlStore:
 
     # concurrency ----------------------------------------------------------------------------
 
-    def lock_workflow_queue(self, conn: Connection, workflow_id: str) -> None:
+    def lock_workflow_queue(self, conn: Connection, project_id: str, workflow_id: str) -> None:
         """Serialize promotions of one workflow's queue (SQLite: writes are serial anyway)."""
 
     async def promote_queued(
-        self, workflow_id: str, *, limit: int | None, total_limit: int | None
+        self, project_id: str, workflow_id: str, *, limit: int | None, total_limit: int | None
     ) -> list[str]:
         """Turn queued runs of a workflow into pending ones while its limits allow, in
         priority-then-age order, round-robin between concurrency keys; returns their ids."""
         r = t.runs.c
+        mine = (r.project_id == project_id, r.workflow_id == workflow_id)
         active = (
             sa.select(r.concurrency_key, sa.func.count())
-            .where(r.workflow_id == workflow_id, r.status.in_(ACTIVE_VALUES))
+            .where(*mine, r.status.in_(ACTIVE_VALUES))
             .group_by(r.concurrency_key)
         )
         queued = (
             sa.select(r.id, r.concurrency_key)
-            .where(r.workflow_id == workflow_id, r.status == RunStatus.QUEUED)
+            .where(*mine, r.status == RunStatus.QUEUED)
             .order_by(r.priority.desc(), r.created_at, r.id)
             .limit(10_000)
         )
 
         def work(conn: Connection) -> list[str]:
-            self.lock_workflow_queue(conn, workflow_id)
+            self.lock_workflow_queue(conn, project_id, workflow_id)
             running = {row[0]: int(row[1]) for row in conn.execute(active)}
             waiting = [(row.id, row.concurrency_key) for row in conn.execute(queued)]
             chosen = choose_promotions(running, waiting, limit=limit, total_limit=total_limit)
@@ -614,15 +623,17 @@ class SqlStore:
 
         return await self._write(work)
 
-    async def queued_workflows(self) -> list[tuple[str, int]]:
-        """(workflow id, version) of every workflow version with queued runs."""
+    async def queued_workflows(self) -> list[tuple[str, str, int]]:
+        """(project id, workflow id, version) of every workflow version with queued runs."""
         r = t.runs.c
         query = (
-            sa.select(r.workflow_id, r.workflow_version)
+            sa.select(r.project_id, r.workflow_id, r.workflow_version)
             .where(r.status == RunStatus.QUEUED)
             .distinct()
         )
-        return await self._read(lambda conn: [(row[0], int(row[1])) for row in conn.execute(query)])
+        return await self._read(
+            lambda conn: [(row[0], row[1], int(row[2])) for row in conn.execute(query)]
+        )
 
     async def queue_position(self, run: RunRow) -> tuple[int, int, int]:
         """(position among queued runs of its key, 1 = next; active runs of its key; active
@@ -640,7 +651,7 @@ class SqlStore:
                 r.priority == run["priority"], r.created_at == run["created_at"], r.id < run["id"]
             ),
         )
-        mine = r.workflow_id == run["workflow_id"]
+        mine = sa.and_(r.project_id == run["project_id"], r.workflow_id == run["workflow_id"])
         position = sa.select(sa.func.count()).where(
             mine, same_key, r.status == RunStatus.QUEUED, ahead
         )

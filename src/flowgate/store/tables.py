@@ -86,40 +86,49 @@ api_keys = sa.Table(
     sa.Index(None, "project_id"),
 )
 
+# Client-chosen workflow and connection ids are unique per project, not globally: two projects
+# may both have ``wf_daily_report``, and nothing tells one project another's ids.
 workflows = sa.Table(
     "workflows",
     metadata,
-    sa.Column("id", sa.String(80), primary_key=True),
     sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("id", sa.String(80), nullable=False),
     sa.Column("name", sa.String(500), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("definition", JSONType, nullable=False),
     _created_at(),
     sa.Column("updated_at", UTCMillis(), nullable=False),
+    sa.PrimaryKeyConstraint("project_id", "id"),
     sa.UniqueConstraint("project_id", "name"),
 )
 
 workflow_versions = sa.Table(
     "workflow_versions",
     metadata,
-    sa.Column("workflow_id", sa.String(80), sa.ForeignKey("workflows.id"), primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("workflow_id", sa.String(80), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
     sa.Column("definition", JSONType, nullable=False),
     _created_at(),
+    sa.PrimaryKeyConstraint("project_id", "workflow_id", "version"),
+    sa.ForeignKeyConstraint(
+        ["project_id", "workflow_id"], ["workflows.project_id", "workflows.id"]
+    ),
 )
 
 connections = sa.Table(
     "connections",
     metadata,
-    sa.Column("id", sa.String(80), primary_key=True),
     sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("id", sa.String(80), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("config", JSONType, nullable=False),
     sa.Column("credentials_encrypted", sa.Text, nullable=True),
     _created_at(),
     sa.Column("updated_at", UTCMillis(), nullable=False),
+    sa.PrimaryKeyConstraint("project_id", "id"),
     sa.Index(None, "project_id"),
 )
 
