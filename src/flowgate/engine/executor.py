@@ -2,7 +2,10 @@
 
 Consecutive pure steps (``transform``, ``fail``, skipped steps) are committed together: running
 them again after a crash changes nothing outside the run. Any other step's outcome is committed
-before the next step starts, so a finished step never runs again.
+before the next step starts, so a finished step never runs again. A step that calls out
+(``http``, ``action``, ``email``, ``python``) commits its attempt as ``running`` before the call,
+in the same transaction as the previous step's outcome; the next owner of a run whose worker died
+mid-call sees that attempt and records it ``WORKER_LOST`` before trying again.
 
 A run leaves its worker whenever it has to wait — a ``sleep``, the delay before a retry — as
 status ``waiting`` with ``wake_at``; any worker resumes it then at its first unfinished step.
@@ -81,6 +84,9 @@ class _RunState:
     deadline: datetime | None
     redact: Redactor
     progress: RunProgress = field(default_factory=RunProgress)
+    #: ``progress`` holds the outcome of a step that is not pure: it must be committed before
+    #: the next step starts (see ``_attempt``).
+    unsaved_effect: bool = False
     last_output: JSON = None
 
     @property
@@ -251,7 +257,14 @@ class RunExecutor:
         return done
 
     async def _attempt(self, state: _RunState, step: StepDef, position: int) -> bool:
-        """Run one attempt of ``step``; False when the run stopped here (ended or waits)."""
+        """Run one attempt of ``step``; False when the run stopped here (ended or waits).
+
+        The outcome of a step that is not pure is committed before the next step starts: right
+        away, or, when the next step calls out, together with that step's ``running`` row (one
+        commit instead of two; nothing but pure evaluation happens in between).
+        """
+        if state.unsaved_effect and not self._step_types[step.type].calls_out:
+            await self._flush(state)
         previous = state.history.get(step.id)
         if previous is not None and previous["status"] == StepStatus.RUNNING:
             previous = self._worker_lost(state, step, previous)
@@ -278,7 +291,7 @@ class RunExecutor:
             await self._end(state, RunStatus.FAILED, error=outcome.error)
             return False
         if not self._is_pure(step, outcome):
-            await self._flush(state)
+            state.unsaved_effect = True
         return True
 
     def _worker_lost(self, state: _RunState, step: StepDef, running: StepRunRow) -> StepRunRow:
@@ -410,6 +423,7 @@ class RunExecutor:
 
     async def _flush(self, state: _RunState) -> None:
         progress, state.progress = state.progress, RunProgress()
+        state.unsaved_effect = False
         if not await self._store.save_progress(state.lease, progress):
             raise LeaseLost
 
