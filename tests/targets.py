@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 HITS: Counter[str] = Counter()
@@ -39,7 +47,10 @@ async def flaky(request: Request) -> Response:
 
 
 async def redirect(request: Request) -> Response:
-    return RedirectResponse(request.query_params["to"], status_code=302)
+    """Redirects to ``?to=`` with ``?code=`` (302 by default); recorded like ``/record``."""
+    await _remember(request)
+    code = int(request.query_params.get("code", "302"))
+    return RedirectResponse(request.query_params["to"], status_code=code)
 
 
 async def big(request: Request) -> Response:
@@ -51,8 +62,8 @@ app = Starlette(
         Route("/echo", echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/status/{code:int}", status),
         Route("/flaky/{key}", flaky),
-        Route("/redirect", redirect),
-        Route("/big", big),
+        Route("/redirect", redirect, methods=["GET", "POST"]),
+        Route("/big", big, methods=["GET", "POST"]),
     ]
 )
 
@@ -96,3 +107,47 @@ async def stripe_invoice(request: Request) -> Response:
 
 app.router.routes.append(Route("/v1/invoiceitems", stripe_invoice_item, methods=["POST"]))
 app.router.routes.append(Route("/v1/invoices", stripe_invoice, methods=["POST"]))
+
+
+SEEN: list[dict[str, Any]] = []
+
+
+async def _remember(request: Request) -> None:
+    SEEN.append(
+        {
+            "host": request.headers.get("host"),
+            "path": request.url.path,
+            "method": request.method,
+            "headers": {k: request.headers.getlist(k) for k in request.headers},
+            "body": (await request.body()).decode(),
+            "key": request.query_params.get("key"),
+        }
+    )
+
+
+async def record(request: Request) -> Response:
+    """Records what arrived in ``SEEN``; 500 to the first ``?fails=`` calls per ``?key=``."""
+    await _remember(request)
+    key = request.query_params.get("key", "")
+    HITS["record:" + key] += 1
+    if HITS["record:" + key] <= int(request.query_params.get("fails", "0")):
+        return PlainTextResponse("not yet", 500)
+    return JSONResponse({"ok": True})
+
+
+async def trickle(request: Request) -> Response:
+    """``?bytes=`` bytes, one each ``?every=`` seconds: every read is quick, the whole is not."""
+    import asyncio
+
+    count, every = int(request.query_params["bytes"]), float(request.query_params["every"])
+
+    async def drip() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield b"x"
+            await asyncio.sleep(every)
+
+    return StreamingResponse(drip(), media_type="text/plain")
+
+
+app.router.routes.append(Route("/record", record, methods=["GET", "POST"]))
+app.router.routes.append(Route("/trickle", trickle))

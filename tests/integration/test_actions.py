@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -59,9 +61,24 @@ def stripe() -> Iterator[str]:
 
 
 @pytest.fixture
+def target() -> Iterator[str]:
+    targets.SEEN.clear()
+    with ThreadedServer(targets.app) as running:
+        yield running.url
+
+
+@pytest.fixture
+def other() -> Iterator[str]:
+    """A second origin (another port) that must never see a connection's credentials."""
+    with ThreadedServer(targets.app) as running:
+        yield running.url
+
+
+@pytest.fixture
 def server_settings(make_settings: Callable[..., Settings], smtp: tuple[int, _Inbox]) -> Settings:
     return make_settings(
         http_allow_private=True,
+        http_max_response_bytes=10_000,
         smtp_host="127.0.0.1",
         smtp_port=smtp[0],
         smtp_from="orders@flowgate.test",
@@ -179,3 +196,119 @@ async def test_connection_patch_and_delete(client: httpx.AsyncClient) -> None:
     assert patched.json()["data"]["config"] == {"baseUrl": "https://a.test"}
     assert deleted.status_code == 200
     assert gone.status_code == 404
+
+
+async def _action_run(
+    client: httpx.AsyncClient, workflow_id: str, action: str, config: dict[str, Any], **step: Any
+) -> dict[str, Any]:
+    steps = [{"id": "act", "type": "action", "action": action, "config": config, **step}]
+    definition = {"id": workflow_id, "name": workflow_id, "status": "active", "steps": steps}
+    await create_workflow(client, definition)
+    response = await client.post(
+        f"/api/v1/workflows/{workflow_id}/run", json={"input": {}}, headers={"x-api-wait": "true"}
+    )
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def _http_connection(client: httpx.AsyncClient, base_url: str) -> str:
+    created = await client.post(
+        "/api/v1/connections",
+        json={
+            "name": "api",
+            "type": "http",
+            "config": {"baseUrl": base_url},
+            "credentials": {"headers": {"Authorization": "Bearer conn-secret", "X-Api-Key": "k1"}},
+        },
+    )
+    assert created.status_code == 201, created.text
+    connection_id: str = created.json()["data"]["id"]
+    return connection_id
+
+
+@pytest.mark.parametrize("form", ["absolute", "scheme-relative"])
+async def test_http_request_url_to_other_origin_fails_and_sends_nothing(
+    client: httpx.AsyncClient, target: str, other: str, form: str
+) -> None:
+    connection_id = await _http_connection(client, target)
+    url = other + "/record" if form == "absolute" else other.removeprefix("http:") + "/record"
+
+    data = await _action_run(
+        client, "wf_leave", "http.request", {"url": url}, connectionId=connection_id
+    )
+
+    assert data["status"] == "failed"
+    assert data["error"]["code"] == "STEP_FAILED"
+    assert data["error"]["message"] == "url leaves the connection's origin"
+    assert targets.SEEN == []
+
+
+async def test_http_request_relative_url_sends_credentials_and_idempotency_key(
+    client: httpx.AsyncClient, target: str
+) -> None:
+    connection_id = await _http_connection(client, target)
+
+    data = await _action_run(
+        client, "wf_rel", "http.request", {"url": "/record"}, connectionId=connection_id
+    )
+
+    assert data["status"] == "completed", data.get("error")
+    [arrived] = targets.SEEN
+    assert arrived["headers"]["authorization"] == ["Bearer conn-secret"]
+    assert arrived["headers"]["x-api-key"] == ["k1"]
+    assert arrived["headers"]["idempotency-key"] == [f"{data['id']}:act"]
+
+
+async def test_http_request_redirect_to_other_origin_drops_connection_headers(
+    client: httpx.AsyncClient, target: str, other: str
+) -> None:
+    connection_id = await _http_connection(client, target)
+    config = {"url": f"/redirect?to={quote(other + '/record')}", "headers": {"X-Trace": "t"}}
+
+    data = await _action_run(client, "wf_away", "http.request", config, connectionId=connection_id)
+
+    assert data["status"] == "completed", data.get("error")
+    first, second = targets.SEEN
+    assert first["headers"]["x-api-key"] == ["k1"]
+    assert second["host"] == other.removeprefix("http://")
+    assert "authorization" not in second["headers"]
+    assert "x-api-key" not in second["headers"]
+    assert second["headers"]["x-trace"] == ["t"]
+
+
+async def _slack_connection(client: httpx.AsyncClient, webhook_url: str) -> str:
+    created = await client.post(
+        "/api/v1/connections",
+        json={"name": "slack", "type": "slack", "credentials": {"webhookUrl": webhook_url}},
+    )
+    assert created.status_code == 201, created.text
+    connection_id: str = created.json()["data"]["id"]
+    return connection_id
+
+
+async def test_slack_post_message_response_over_cap_fails_without_showing_url(
+    client: httpx.AsyncClient, target: str
+) -> None:
+    connection_id = await _slack_connection(client, f"{target}/big?bytes=20000")
+
+    data = await _action_run(
+        client, "wf_slack_big", "slack.postMessage", {"text": "hi"}, connectionId=connection_id
+    )
+
+    assert data["status"] == "failed"
+    assert data["error"]["message"] == "Response from the Slack webhook is larger than 10000 bytes"
+
+
+async def test_slack_post_message_sends_idempotency_key(
+    client: httpx.AsyncClient, target: str
+) -> None:
+    connection_id = await _slack_connection(client, f"{target}/record")
+
+    data = await _action_run(
+        client, "wf_slack_key", "slack.postMessage", {"text": "hi"}, connectionId=connection_id
+    )
+
+    assert data["status"] == "completed", data.get("error")
+    [arrived] = targets.SEEN
+    assert arrived["body"] == '{"text":"hi"}'
+    assert arrived["headers"]["idempotency-key"] == [f"{data['id']}:act"]

@@ -15,6 +15,7 @@ from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import DefinitionChecker
 from flowgate.engine.executor import RunExecutor
 from flowgate.engine.functions import FunctionRegistry, load_functions
+from flowgate.engine.netguard import guarded_transport
 from flowgate.engine.notifier import InProcessNotifier, Notifier
 from flowgate.engine.steps import (
     CheckContext,
@@ -80,10 +81,13 @@ def build_services(
     catalog = WorkflowCatalog(store)
     http = HttpContext(
         client=httpx.AsyncClient(
-            timeout=settings.http_timeout_secs, follow_redirects=False, trust_env=False
+            transport=guarded_transport(allow_private=settings.http_allow_private),
+            timeout=settings.http_timeout_secs,
+            follow_redirects=False,
+            trust_env=False,
         ),
-        allow_private=settings.http_allow_private,
         max_response_bytes=settings.http_max_response_bytes,
+        timeout_secs=settings.http_timeout_secs,
     )
     services = Services(
         settings=settings,

@@ -1,14 +1,20 @@
-"""``slack.postMessage``: post to a Slack incoming webhook (``credentials.webhookUrl``)."""
+"""``slack.postMessage``: post to a Slack incoming webhook (``credentials.webhookUrl``).
+
+The webhook URL is itself the secret: it is called through the ``http`` step's ``send`` (size and
+time bounds, ``Idempotency-Key``, origin rules) and never appears in an error message.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 import httpx
+import orjson
 
 from flowgate.engine.actions import register_action
-from flowgate.engine.netguard import DestinationRefused, check_destination
+from flowgate.engine.outbound import Credentials, origin_of
 from flowgate.engine.steps import StepContext, StepFailure, connection_for
+from flowgate.engine.steps.http import ANY_STATUS, send
 from flowgate.types import JSON, JSONObject
 
 
@@ -21,14 +27,20 @@ class PostMessage:
         url = connection.credentials.get("webhookUrl") if connection else config.get("webhookUrl")
         if not isinstance(url, str) or not url:
             raise StepFailure("slack.postMessage needs a slack connection with a webhookUrl")
-        payload = {k: v for k, v in config.items() if k in ("text", "blocks", "attachments")}
         try:
-            await check_destination(url, allow_private=ctx.http.allow_private)
-            response = await ctx.http.client.post(url, json=payload)
-        except DestinationRefused as exc:
-            raise StepFailure(str(exc)) from exc
-        except httpx.HTTPError as exc:
-            raise StepFailure(f"Slack request failed: {exc}") from exc
-        if response.status_code >= 300:
-            raise StepFailure(f"Slack answered {response.status_code}: {response.text[:200]}")
-        return {"status": response.status_code, "body": response.text}
+            credentials = Credentials(origin=origin_of(url), label="the Slack webhook")
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise StepFailure("The Slack webhookUrl is not a valid URL") from exc
+        payload = {k: v for k, v in config.items() if k in ("text", "blocks", "attachments")}
+        request: JSONObject = {
+            "method": "POST",
+            "url": url,
+            "json": payload,
+            "okStatus": ANY_STATUS,
+        }
+        response = await send(request, ctx, credentials=credentials)
+        status, body = response["status"], response["body"]
+        text = body if isinstance(body, str) else orjson.dumps(body).decode()
+        if not isinstance(status, int) or status >= 300:
+            raise StepFailure(f"Slack answered {status}: {text[:200]}")
+        return {"status": status, "body": text}

@@ -2,20 +2,24 @@
 
 ``amount`` is in the currency's main unit (27.54) and goes to Stripe in the minor unit (2754):
 an invoice item for the customer, then the invoice that collects it. The output is Stripe's
-invoice object (``id``, ``number``, ``amount_due``, …).
+invoice object (``id``, ``number``, ``amount_due``, …). Both calls go through the ``http``
+step's ``send``: the secret key travels only to ``apiBase``'s origin (dropped on a redirect
+elsewhere), responses are read under the size and time bounds, and each call carries its own
+``Idempotency-Key`` (``{runId}:{stepId}`` for the invoice, ``…:item`` for the item).
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import ClassVar
+from urllib.parse import urlencode
 
 import httpx
-import orjson
 
 from flowgate.engine.actions import register_action
-from flowgate.engine.netguard import DestinationRefused, check_destination
+from flowgate.engine.outbound import Credentials
 from flowgate.engine.steps import StepContext, StepFailure, connection_for
+from flowgate.engine.steps.http import ANY_STATUS, send
 from flowgate.types import JSON, JSONObject
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -70,32 +74,35 @@ class CreateInvoice:
             "pending_invoice_items_behavior": "include",
             "metadata": config.get("metadata") if isinstance(config.get("metadata"), dict) else {},
         }
-        headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": ctx.idempotency_key}
-        await _post(
-            ctx,
-            f"{base}/v1/invoiceitems",
-            item,
-            headers | {"Idempotency-Key": ctx.idempotency_key + ":item"},
-        )
-        return await _post(ctx, f"{base}/v1/invoices", invoice, headers)
+        try:
+            credentials = Credentials.for_base(base, {"Authorization": f"Bearer {secret}"})
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise StepFailure(f"Connection {connection.id!r} has an invalid apiBase") from exc
+        # Two requests, two keys: Stripe refuses one key reused with other parameters.
+        key = ctx.idempotency_key
+        await _post(ctx, f"{base}/v1/invoiceitems", item, credentials, key=f"{key}:item")
+        return await _post(ctx, f"{base}/v1/invoices", invoice, credentials, key=key)
 
 
-async def _post(ctx: StepContext, url: str, values: JSONObject, headers: dict[str, str]) -> JSON:
-    try:
-        await check_destination(url, allow_private=ctx.http.allow_private)
-    except DestinationRefused as exc:
-        raise StepFailure(str(exc)) from exc
-    try:
-        response = await ctx.http.client.post(url, data=dict(_form(values)), headers=headers)
-    except httpx.HTTPError as exc:
-        raise StepFailure(f"Stripe request failed: {exc}") from exc
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = {"raw": response.text[:500]}
-    if response.status_code >= 400:
-        message = body.get("error", {}).get("message") if isinstance(body, dict) else None
-        raise StepFailure(
-            f"Stripe answered {response.status_code}: {message or response.text[:200]}"
-        )
-    return body  # type: ignore[no-any-return]
+async def _post(
+    ctx: StepContext, url: str, values: JSONObject, credentials: Credentials, *, key: str
+) -> JSON:
+    request: JSONObject = {
+        "method": "POST",
+        "url": url,
+        "headers": {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Idempotency-Key": key,
+        },
+        "body": urlencode(_form(values)),
+        "okStatus": ANY_STATUS,
+    }
+    response = await send(request, ctx, credentials=credentials)
+    status, body = response["status"], response["body"]
+    if not isinstance(body, dict):
+        body = {"raw": str(body)[:500]}
+    if not isinstance(status, int) or status >= 400:
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        raise StepFailure(f"Stripe answered {status}: {message or str(body)[:200]}")
+    return body

@@ -32,11 +32,16 @@ class CheckContext:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpContext:
-    """The process's one outbound HTTP client and the rules it follows."""
+    """The process's one outbound HTTP client and the rules it follows.
+
+    ``client`` is built on ``netguard.guarded_transport``, which decides at connect time where
+    it may go (``FLOWGATE_HTTP_ALLOW_PRIVATE``); ``timeout_secs`` bounds a whole exchange,
+    redirects included, and ``max_response_bytes`` each response body.
+    """
 
     client: httpx.AsyncClient
-    allow_private: bool = False
     max_response_bytes: int = 5_242_880
+    timeout_secs: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

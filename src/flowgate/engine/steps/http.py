@@ -2,23 +2,36 @@
 
 A status outside ``okStatus`` (default 200 to 299) fails the attempt, so ``retry`` applies. The
 response body is parsed as JSON when it says so, else kept as text, and capped in size.
+:func:`send` is also the one path by which actions (``http.request``, Slack, Stripe) call out:
+it adds ``Idempotency-Key``, keeps connection credentials to their origin and across redirects
+(:mod:`flowgate.engine.outbound`), and bounds the whole exchange in time and size. Where it may
+connect is decided by the client's transport (:mod:`flowgate.engine.netguard`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
-from urllib.parse import urljoin
 
 import httpx
 import orjson
 
-from flowgate.engine.netguard import DestinationRefused, check_destination
+from flowgate.engine.netguard import DestinationRefused, check_url
+from flowgate.engine.outbound import (
+    Credentials,
+    LeavesOrigin,
+    check_origin,
+    follow,
+    redirect_target,
+    with_idempotency_key,
+)
 from flowgate.engine.steps import CheckContext, Problem, StepContext, StepFailure, register_step
 from flowgate.types import JSON, JSONObject
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _MAX_REDIRECTS = 5
-_REDIRECTS = (301, 302, 303, 307, 308)
+#: ``okStatus`` for callers that judge the status themselves (actions).
+ANY_STATUS: list[JSON] = list(range(100, 600))
 
 
 @register_step("http")
@@ -54,36 +67,83 @@ def check_request_config(config: JSON) -> list[Problem]:
     return problems
 
 
-async def send(config: JSONObject, ctx: StepContext) -> JSON:
-    """Send the request described by a rendered config, following redirects safely."""
+async def send(
+    config: JSONObject, ctx: StepContext, *, credentials: Credentials | None = None
+) -> JSONObject:
+    """Send the request a rendered config describes and return ``{status, headers, body}``.
+
+    The one outbound path of steps and actions: ``credentials`` (a connection's headers and the
+    origin they belong to) are added and kept to that origin, ``Idempotency-Key`` is added,
+    redirects are followed by the rules of :mod:`flowgate.engine.outbound`, the body is read
+    under ``max_response_bytes`` and the whole exchange, redirects included, under
+    ``timeout_secs``. Raises StepFailure, also for a status outside ``okStatus``.
+    """
     method = str(config.get("method", "GET")).upper()
-    url = str(config["url"])
-    request = _build(config, method, url)
+    request = _build(config, method, str(config["url"]), ctx, credentials)
+    shown = credentials.label if credentials and credentials.label else None
+    try:
+        check_url(str(request.url))
+        check_origin(request, credentials)
+    except (DestinationRefused, LeavesOrigin) as exc:
+        raise StepFailure(str(exc)) from exc
+    limit = ctx.http.timeout_secs
+    bound = asyncio.timeout(limit)
+    try:
+        async with bound:
+            response = await _follow(ctx, request, credentials, shown)
+    except TimeoutError as exc:
+        if not bound.expired():
+            raise
+        where = shown or str(request.url)
+        raise StepFailure(f"No complete response from {where} within {limit:g} s") from exc
+    return _output(config, response, shown or str(response.request.url))
+
+
+async def _follow(
+    ctx: StepContext, request: httpx.Request, credentials: Credentials | None, shown: str | None
+) -> httpx.Response:
+    connection_headers = {k.lower() for k in credentials.headers} if credentials else set()
+    first = shown or str(request.url)
     for _ in range(_MAX_REDIRECTS + 1):
         try:
-            await check_destination(str(request.url), allow_private=ctx.http.allow_private)
+            check_url(str(request.url))
         except DestinationRefused as exc:
             raise StepFailure(str(exc)) from exc
-        response = await _send(ctx, request)
-        location = response.headers.get("location")
-        if response.status_code not in _REDIRECTS or not location:
-            return _output(config, response, str(request.url))
-        next_method = "GET" if response.status_code == 303 else request.method
-        request = _build(config, next_method, urljoin(str(request.url), location), redirect=True)
-    raise StepFailure(f"More than {_MAX_REDIRECTS} redirects from {url}")
+        response = await _send(ctx, request, shown or str(request.url))
+        try:
+            target = redirect_target(response)
+        except httpx.InvalidURL as exc:
+            raise StepFailure(f"Invalid redirect from {shown or request.url}: {exc}") from exc
+        if target is None:
+            return response
+        request = follow(
+            request, response.status_code, target, connection_headers=connection_headers
+        )
+    raise StepFailure(f"More than {_MAX_REDIRECTS} redirects from {first}")
 
 
-def _build(config: JSONObject, method: str, url: str, *, redirect: bool = False) -> httpx.Request:
+def _build(
+    config: JSONObject,
+    method: str,
+    url: str,
+    ctx: StepContext,
+    credentials: Credentials | None,
+) -> httpx.Request:
     headers = {str(k): str(v) for k, v in _mapping(config.get("headers")).items()}
+    if credentials is not None:  # the connection's headers win over the step's, in any case
+        secret = {name.lower() for name in credentials.headers}
+        headers = {k: v for k, v in headers.items() if k.lower() not in secret}
+        headers |= credentials.headers
+    headers = with_idempotency_key(headers, ctx.idempotency_key)
     query = {str(k): _query_value(v) for k, v in _mapping(config.get("query")).items()}
     content: bytes | None = None
-    if not redirect or method not in ("GET", "HEAD"):
-        if "json" in config:
-            content = orjson.dumps(config["json"])
-            headers.setdefault("content-type", "application/json")
-        elif "body" in config:
-            body = config["body"]
-            content = body.encode() if isinstance(body, str) else orjson.dumps(body)
+    if "json" in config:
+        content = orjson.dumps(config["json"])
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["content-type"] = "application/json"
+    elif "body" in config:
+        body = config["body"]
+        content = body.encode() if isinstance(body, str) else orjson.dumps(body)
     try:
         return httpx.Request(method, url, headers=headers, params=query or None, content=content)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
@@ -100,25 +160,33 @@ def _query_value(value: JSON) -> str | list[str]:
     return "" if value is None else str(value)
 
 
-async def _send(ctx: StepContext, request: httpx.Request) -> httpx.Response:
+async def _send(ctx: StepContext, request: httpx.Request, shown: str) -> httpx.Response:
+    """One request, its body read whole but never more than ``max_response_bytes`` once
+    decoded (so a compressed body cannot expand past the cap either)."""
     limit = ctx.http.max_response_bytes
     try:
         response = await ctx.http.client.send(request, stream=True)
         try:
             chunks, size = [], 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise StepFailure(f"Response from {request.url} is larger than {limit} bytes")
+                    raise StepFailure(f"Response from {shown} is larger than {limit} bytes")
                 chunks.append(chunk)
         finally:
             await response.aclose()
+    except DestinationRefused as exc:
+        raise StepFailure(str(exc)) from exc
     except httpx.HTTPError as exc:
-        raise StepFailure(f"{type(exc).__name__} calling {request.url}: {exc}") from exc
-    return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks))
+        raise StepFailure(f"{type(exc).__name__} calling {shown}: {exc}") from exc
+    # The body is decoded already: its content-encoding no longer applies.
+    headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
+    return httpx.Response(
+        response.status_code, headers=headers, content=b"".join(chunks), request=request
+    )
 
 
-def _output(config: JSONObject, response: httpx.Response, url: str) -> JSON:
+def _output(config: JSONObject, response: httpx.Response, url: str) -> JSONObject:
     output: JSONObject = {
         "status": response.status_code,
         "headers": dict(response.headers),
