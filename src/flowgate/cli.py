@@ -61,7 +61,7 @@ def serve(
     from flowgate.server import serve as run_server
 
     settings = _settings(host=host, port=port, workers=workers)
-    _run(run_server(settings, examples=examples, show_key=show_key))
+    _start(run_server(settings, examples=examples, show_key=show_key))
 
 
 @app.command()
@@ -81,7 +81,18 @@ def worker(
             err=True,
         )
         raise typer.Exit(2)
-    _run(run_worker(settings))
+    _start(run_worker(settings))
+
+
+def _start(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server process; a secret key it cannot use is one line on stderr and exit 2."""
+    from flowgate.vault import SecretKeyError
+
+    try:
+        _run(main)
+    except SecretKeyError as exc:
+        typer.echo(f"flowgate: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @db_app.command("copy")

@@ -33,13 +33,15 @@ def _uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
 async def serve(
     settings: Settings, *, examples: Path | None = None, show_key: bool = False
 ) -> None:
-    """Serve HTTP with in-process workers until SIGINT/SIGTERM."""
+    """Serve HTTP with in-process workers until SIGINT/SIGTERM; raises SecretKeyError first
+    when the secret key is empty or unreadable."""
     from flowgate.api.app import create_app
     from flowgate.service.core import build_services
     from flowgate.service.examples import after_start
 
     configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
+    services.vault.check()  # an empty or unreadable secret key stops start-up (SecretKeyError)
     app = create_app(settings, services=services)
     server = _Server(_uvicorn_config(app, settings))
     serving = asyncio.create_task(server.serve(), name="uvicorn")
@@ -64,7 +66,7 @@ class _Server(uvicorn.Server):
 
 
 async def run_worker(settings: Settings) -> None:
-    """Workers only, until SIGINT/SIGTERM."""
+    """Workers only, until SIGINT/SIGTERM; raises SecretKeyError like :func:`serve`."""
     from flowgate.service.core import build_services, running
 
     configure_logging(settings.log_level, settings.log_format)
@@ -72,7 +74,9 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with running(build_services(settings), workers=max(settings.workers, 1)):
+    services = build_services(settings)
+    services.vault.check()  # an empty or unreadable secret key stops start-up (SecretKeyError)
+    async with running(services, workers=max(settings.workers, 1)):
         await stop.wait()
 
 

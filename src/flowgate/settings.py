@@ -40,7 +40,11 @@ class Settings(BaseSettings):
         description="Largest step output, run output or event payload (serialized JSON); "
         "a step over it fails with OUTPUT_TOO_LARGE.",
     )
-    secret_key: str | None = Field(None, description="Encrypts connection credentials at rest.")
+    secret_key: str | None = Field(
+        None,
+        description="Encrypts connection credentials at rest; unset: a key generated once in "
+        "`{data_dir}/secret.key`. Empty is a start-up error.",
+    )
     lease_secs: float = Field(30, gt=0, description="How long a worker's claim on a run lasts.")
     poll_interval_secs: float = Field(
         2.0, gt=0, description="Safety re-scan for work when no notification arrives."
@@ -55,9 +59,14 @@ class Settings(BaseSettings):
     http_allow_private: bool = Field(
         False, description="Let http steps call private, loopback and link-local addresses."
     )
-    http_timeout_secs: float = Field(30, gt=0, description="Default timeout of an http step.")
+    http_timeout_secs: float = Field(
+        30,
+        gt=0,
+        description="Bounds a whole outbound call (connect, every read and the body, redirects "
+        "included) of an http step or action.",
+    )
     http_max_response_bytes: int = Field(
-        5_242_880, gt=0, description="Largest response body an http step reads."
+        5_242_880, gt=0, description="Largest response body an http step or action reads."
     )
     smtp_host: str | None = Field(None, description="Mail server for email without a connection.")
     smtp_port: int = Field(25, ge=1, le=65535, description="Its port.")
@@ -71,7 +80,11 @@ class Settings(BaseSettings):
     )
     execute_rate_limit: int = Field(500, gt=0, description="Default execute requests per minute.")
     read_rate_limit: int = Field(6000, gt=0, description="Default read requests per minute.")
-    data_dir: Path = Field(Path(".flowgate"), description="Where uploaded files and state live.")
+    data_dir: Path = Field(
+        Path(".flowgate"),
+        description="Local state: the generated `secret.key` (0600; the directory 0700 if "
+        "flowgate creates it).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe level logged."
     )
@@ -83,6 +96,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _usable_secret(cls, value: str | None) -> str | None:
+        # Set but blank is a mistake (a templated env file, say), never "use the key file".
+        if value is not None and not value.strip():
+            raise ValueError("is empty; set a long random value, or unset it to use a key file")
+        return value
 
     @field_validator("database_url")
     @classmethod

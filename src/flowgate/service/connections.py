@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 
 from flowgate import errors, ids
-from flowgate.engine.steps import ConnectionView
+from flowgate.engine.steps import ConnectionView, StepFailure
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
 from flowgate.store.base import ConnectionRow, Duplicate
 from flowgate.types import JSONObject
-from flowgate.vault import VaultError
+from flowgate.vault import SecretKeyError, VaultError
 
 CONNECTION_ID = re.compile(r"\Aconn_[A-Za-z0-9_-]{1,64}\Z")
 CONNECTION_TYPE = re.compile(r"\A[a-z][a-z0-9_.-]{0,63}\Z")
@@ -129,16 +129,32 @@ class ServiceConnections:
         self._svc = svc
 
     async def get(self, project_id: str, connection_id: str) -> ConnectionView | None:
+        """None when the connection does not exist; raises StepFailure when its credentials
+        cannot be decrypted."""
         row = await self._svc.store.get_connection(project_id, connection_id)
         if row is None:
             return None
-        try:
-            credentials = self._svc.vault.decrypt(row["credentials_encrypted"] or "")
-        except VaultError:
-            credentials = {}
         return ConnectionView(
             id=row["id"],
             type=row["type"],
             config=row["config"],
-            credentials=credentials if isinstance(credentials, dict) else {},
+            credentials=self._credentials(row),
         )
+
+    def _credentials(self, row: ConnectionRow) -> JSONObject:
+        """Raises StepFailure when they cannot be decrypted: a step never runs without them."""
+        if row["credentials_encrypted"] is None:
+            return {}  # stored without credentials
+        try:
+            credentials = self._svc.vault.decrypt(row["credentials_encrypted"])
+        except VaultError as exc:
+            # The reason names a key file at most, never the key or the credentials.
+            reason = str(exc) if isinstance(exc, SecretKeyError) else "was the secret key changed?"
+            raise StepFailure(
+                f"The credentials of connection {row['id']!r} cannot be decrypted: {reason}"
+            ) from exc
+        if not isinstance(credentials, dict):
+            raise StepFailure(
+                f"The credentials of connection {row['id']!r} cannot be decrypted: not an object"
+            )
+        return credentials

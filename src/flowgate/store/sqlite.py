@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from flowgate.store.base import Duplicate
 from flowgate.store.sql import SqlStore, json_dumps
+from flowgate.vault import create_private_file
 
 T = TypeVar("T")
 _READERS = 4
@@ -40,6 +42,20 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _private_file(url: sa.URL) -> Callable[..., None]:
+    """Before SQLite opens the database, create it 0600 (its missing directories 0700): SQLite
+    would create it with the umask's mode (0644), and gives the -wal and -shm files the mode of
+    the database file."""
+    database = url.database or ""
+    plain_path = database not in ("", ":memory:") and "uri" not in url.query
+
+    def prepare(*_args: Any) -> None:
+        if plain_path:
+            create_private_file(Path(database))
+
+    return prepare
 
 
 def _on_begin(conn: Connection) -> None:
@@ -89,6 +105,7 @@ class SqliteStore(SqlStore):
             max_overflow=0,
             connect_args={"check_same_thread": False},
         )
+        sa.event.listen(self.engine, "do_connect", _private_file(self.engine.url))
         sa.event.listen(self.engine, "connect", _on_connect)
         sa.event.listen(self.engine, "begin", _on_begin)
         self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-read")
