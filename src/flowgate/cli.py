@@ -57,7 +57,7 @@ def serve(
         bool, typer.Option(help="Print the admin key and a ready curl line once started.")
     ] = False,
 ) -> None:
-    """Run the API, the workers and the scheduler in one process."""
+    """Run the API and the workers in one process."""
     from flowgate.server import serve as run_server
 
     settings = _settings(host=host, port=port, workers=workers)
@@ -397,7 +397,9 @@ def runs_list(
     status: Annotated[
         str | None, typer.Option(help="Run status; several separated by commas.")
     ] = None,
-    source: Annotated[str | None, typer.Option(help="api, webhook, schedule, …")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="api, batch, replay, rerun, workflow, cli, …")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=200, help="Runs per page.")] = 20,
     cursor: Annotated[str | None, typer.Option(help="Next page, as printed.")] = None,
     url: UrlOption = None,

@@ -75,7 +75,6 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     services = build_services(settings)
-    services.vault.check()  # an empty or unreadable secret key stops start-up (SecretKeyError)
     async with running(services, workers=max(settings.workers, 1)):
         await stop.wait()
 

@@ -141,9 +141,11 @@ def build_services(
 
 @contextlib.asynccontextmanager
 async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
-    """Migrate, bootstrap, start ``workers`` worker slots; stop them and close the store on exit."""
+    """Check the secret key, migrate, bootstrap, start ``workers`` worker slots; stop them and
+    close the store on exit. Raises SecretKeyError before anything else."""
     from flowgate.service.projects import bootstrap
 
+    svc.vault.check()  # an empty or unreadable secret key stops start-up (SecretKeyError)
     await upgrade_database(svc.store)
     await bootstrap(svc)
     tasks = [
