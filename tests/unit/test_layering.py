@@ -10,6 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "flowgate"
 LEAVES = {
     "settings", "errors", "ids", "clock", "types", "logs", "documents", "vault", "statuses",
+    "jsonvalue",
 }  # fmt: skip
 LAYERS = ["store", "engine", "service", "api"]
 # What each package may import from flowgate (besides itself and the leaves).

@@ -1,19 +1,19 @@
-"""Responses rendered with orjson, and the success envelope."""
+"""Responses rendered with orjson (``jsonvalue``), and the success envelope."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
+from flowgate import jsonvalue
 from flowgate.types import JSON
 
 
 class JSONResponse(StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return jsonvalue.dumps(content)
 
 
 def ok(

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from flowgate import clock, errors, ids
+from flowgate import clock, errors, ids, jsonvalue
 from flowgate.clock import Clock
 from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import CompiledWorkflow, StepDef
@@ -409,7 +409,7 @@ class RunExecutor:
     def _bounded(self, value: object, step: StepDef | None) -> JSON:
         """``value`` as JSON, refused (OUTPUT_TOO_LARGE) over ``FLOWGATE_MAX_OUTPUT_BYTES``."""
         try:
-            encoded = orjson.dumps(value)
+            encoded = jsonvalue.dumps(value)
         except TypeError as exc:
             raise StepFailure(f"The step returned a value that is not JSON: {exc}") from exc
         if len(encoded) > self._max_output_bytes:

@@ -26,9 +26,12 @@ _MAX_MESSAGE = 200
 # jsonschema-rs refuses schemas nested deeper than about 254 levels and its meta-validation
 # overflows the native stack near 10,000; stay well below both.
 _MAX_SCHEMA_DEPTH = 128
-# Each distinct regex compiles eagerly (up to ~60 ms for a large Unicode repetition), so the
-# count bounds what one schema can cost to compile.
+# Each distinct regex compiles eagerly, holding the GIL throughout (a worker thread does not keep
+# the event loop free), at about 4 ms per MiB of compiled program. The regex crate's default
+# 10 MiB let one large Unicode repetition cost ~50 ms and 64 of them ~3.4 s; 512 KiB each bounds
+# the worst schema within these caps to ~0.2 s (docs/decisions.md).
 _MAX_REGEXES = 64
+_MAX_REGEX_BYTES = 512 * 1024
 _META_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 _DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
 _SCHEMA_MAPS = frozenset(
@@ -99,10 +102,11 @@ class InputValidator:
         return with_defaults, [problem for problem, _ in keyed]
 
 
-def _compile(schema: dict[str, JSON] | bool) -> jsonschema_rs.Validator:
-    return jsonschema_rs.Draft202012Validator(
-        schema, pattern_options=jsonschema_rs.RegexOptions(), offline=True
-    )
+def _compile(
+    schema: dict[str, JSON] | bool, *, regex_bytes: int | None = _MAX_REGEX_BYTES
+) -> jsonschema_rs.Validator:
+    options = jsonschema_rs.RegexOptions(size_limit=regex_bytes)
+    return jsonschema_rs.Draft202012Validator(schema, pattern_options=options, offline=True)
 
 
 def _try_compile(schema: JSON) -> tuple[jsonschema_rs.Validator | None, SchemaProblem | None]:
@@ -120,10 +124,25 @@ def _try_compile(schema: JSON) -> tuple[jsonschema_rs.Validator | None, SchemaPr
 
 
 def _regex_message(pattern: str) -> str:
+    if _too_big(pattern):
+        return (
+            f"{pattern!r} compiles to more than {_MAX_REGEX_BYTES // 1024} KiB; "
+            "use + or * with minLength/maxLength instead of large repetition counts"
+        )
     return (
         f"{pattern!r} is not a regular expression the linear-time engine accepts "
         "(lookaround and backreferences are not supported)"
     )
+
+
+def _too_big(pattern: str) -> bool:
+    """Whether the pattern compiles without the size bound: one ~50 ms compile at worst, only
+    on the way to refusing the schema."""
+    try:
+        _compile({"pattern": pattern}, regex_bytes=None)
+    except jsonschema_rs.ValidationError:
+        return False
+    return True
 
 
 def _problem(error: jsonschema_rs.ValidationError, schema: JSON) -> SchemaProblem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -39,8 +40,10 @@ def _split(body: JSONObject) -> tuple[JSONObject, str | None, str | None]:
     return definition, workflow_id, status  # type: ignore[return-value]
 
 
-def _check(svc: Services, definition: JSONObject) -> None:
-    problems = svc.checker.check(definition)
+async def _check(svc: Services, definition: JSONObject) -> None:
+    # In a thread: a definition of 100,000 nodes, or an inputSchema's regexes, takes long enough
+    # to check that the event loop (and /healthz) would stall on it.
+    problems = await asyncio.to_thread(svc.checker.check, definition)
     if problems:
         raise errors.InvalidRequest(
             "Invalid workflow definition",
@@ -52,7 +55,7 @@ async def create_workflow(svc: Services, principal: Principal, cmd: WriteWorkflo
     """Raises InvalidRequest listing every problem, Conflict when the id or name is taken."""
     principal.require("workflows:write")
     definition, workflow_id, status = _split(cmd.body)
-    _check(svc, definition)
+    await _check(svc, definition)
     now = svc.clock.now()
     row = WorkflowRow(
         id=workflow_id or ids.new_id("wf"),
@@ -112,7 +115,7 @@ async def update_workflow(
     principal.require("workflows:write")
     current = await get_workflow(svc, principal, id_or_name)
     definition, _, status = _split(cmd.body)
-    _check(svc, definition)
+    await _check(svc, definition)
     changed = definition != current["definition"]
     row = WorkflowRow(
         **{

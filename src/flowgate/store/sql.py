@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from flowgate import jsonvalue
 from flowgate.statuses import ACTIVE_RUN_STATUSES, IN_FLIGHT_STEP_STATUSES
 from flowgate.store import tables as t
 from flowgate.store.base import (
@@ -67,7 +67,7 @@ class _LeaseLost(Exception):
 
 
 def json_dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+    return jsonvalue.dumps_str(value)  # orjson, or the stdlib past orjson's 254 levels
 
 
 def _row(row: sa.Row[Any]) -> Any:

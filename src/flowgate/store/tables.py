@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from flowgate import clock
+from flowgate import clock, jsonvalue
 
 
 class UTCMillis(sa.types.TypeDecorator[datetime]):
@@ -34,7 +34,7 @@ class SQLiteJSON(sa.types.TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else orjson.dumps(value).decode()
+        return None if value is None else jsonvalue.dumps_str(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else orjson.loads(value)
