@@ -275,10 +275,18 @@ def test_transform_output_over_1_mib_fails_output_too_large_and_stores_nothing_l
 
 
 @SQLITE_ONLY
-def test_template_with_100m_iteration_loop_fails_template_error_without_stalling(
-    live: LiveServer,
+@pytest.mark.parametrize(
+    ("what", "template"),
+    [
+        ("loop 1..100,000,000", "{% for i in (1..100000000) %}x{% endfor %}"),
+        ("lone range 1..100,000,000", "{{ (1..100000000) }}"),
+        ("join of 1..100,000,000", "{{ (1..100000000) | join: ',' }}"),
+    ],
+    ids=["loop", "lone-range", "join"],
+)
+def test_template_over_100m_items_fails_template_error_without_stalling(
+    live: LiveServer, what: str, template: str
 ) -> None:
-    template = "{% for i in (1..100000000) %}x{% endfor %}"
     definition = {
         "id": "wf_loop",
         "name": "loop",
@@ -286,7 +294,7 @@ def test_template_with_100m_iteration_loop_fails_template_error_without_stalling
     }
     with live.client() as http:
         _create_active(http, definition)
-        case = Case(live, _label(live, "5 template loop 1..100,000,000"), SMALL_RSS_BOUND_MB).run(
+        case = Case(live, _label(live, f"5 template {what}"), SMALL_RSS_BOUND_MB).run(
             lambda: _start_and_wait(http, "wf_loop", {})
         )
 

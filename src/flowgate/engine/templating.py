@@ -8,10 +8,11 @@ bool, null); text around it makes a string. ``if:`` conditions are evaluated as
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
@@ -41,12 +42,63 @@ class TemplateProblem:
     message: str
 
 
+#: The longest text and the most items a template may produce. python-liquid bounds loops, the
+#: output stream and assigned names, but not a filter's work or a lone ``{{ … }}``'s value:
+#: ``{{ (1..100000000) }}`` or ``(1..100000000) | join`` took 3 GB and 25 s. Each filter is
+#: therefore checked before it runs (its input's length) and after (its result's), and a
+#: ``replace`` that would grow past the limit is refused before it allocates.
+MAX_TEXT = 1_000_000
+MAX_ITEMS = 100_000
+
+
 class _LiquidEnvironment(Environment):
     shorthand_indexes = True
     loop_iteration_limit: ClassVar[int | None] = 10_000
-    output_stream_limit: ClassVar[int | None] = 1_000_000
+    output_stream_limit: ClassVar[int | None] = MAX_TEXT
     context_depth_limit: ClassVar[int] = 30
-    local_namespace_limit: ClassVar[int | None] = 1_000_000
+    local_namespace_limit: ClassVar[int | None] = MAX_TEXT
+
+
+def _too_big(value: object) -> str | None:
+    """Why ``value`` is over the limits, or None."""
+    if isinstance(value, str | bytes):
+        return f"text of {len(value):,} characters" if len(value) > MAX_TEXT else None
+    if isinstance(value, Sized) and not isinstance(value, Mapping) and len(value) > MAX_ITEMS:
+        return f"{len(value):,} items"
+    return None
+
+
+def _check_sequence_input(name: str, value: object) -> None:
+    if isinstance(value, str | bytes | Mapping):
+        return
+    reason = _too_big(value)
+    if reason is not None:
+        raise errors.TemplateError(f"{name}: input of {reason} is over the template limit")
+
+
+def _check_replace(text: object, args: tuple[object, ...]) -> None:
+    """``replace`` multiplies: refuse it when the result would exceed MAX_TEXT."""
+    if len(args) < 2:
+        return
+    source, old, new = str(text), str(args[0]), str(args[1])
+    count = source.count(old) if old else len(source) + 1
+    if len(source) + count * max(len(new) - len(old), 0) > MAX_TEXT:
+        raise errors.TemplateError(f"replace: the result would exceed {MAX_TEXT:,} characters")
+
+
+def _bounded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
+    @functools.wraps(fn)
+    def bounded(left: object, *args: object, **kwargs: object) -> object:
+        _check_sequence_input(name, left)
+        if name == "replace":
+            _check_replace(left, args)
+        result = fn(left, *args, **kwargs)
+        reason = _too_big(result)
+        if reason is not None:
+            raise errors.TemplateError(f"{name}: a result of {reason} is over the template limit")
+        return result
+
+    return bounded
 
 
 def _arithmetic(expression: str, item: object) -> object:
@@ -104,6 +156,8 @@ def to_json(value: object) -> JSON:
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple | range):
+        if len(value) > MAX_ITEMS:
+            raise errors.TemplateError(f"a list of {len(value):,} items is over the limit")
         return [to_json(v) for v in value]
     return str(value)
 
@@ -116,6 +170,8 @@ class TemplateEngine:
         self._env.add_filter("map", _map)
         self._env.add_filter("sum", _sum)
         self._env.add_filter("json", _json)
+        for name, fn in list(self._env.filters.items()):
+            self._env.filters[name] = _bounded(name, fn)
         self._cache: OrderedDict[str, BoundTemplate] = OrderedDict()
         self._cache_size = cache_size
 
@@ -164,9 +220,13 @@ class TemplateEngine:
                 return to_json(whole.expression.evaluate(render_context))
             return template.render(**context)
         except errors.TemplateError as exc:
-            raise errors.TemplateError(f"Template error in {text!r}: {exc.message}") from exc
+            raise errors.TemplateError(
+                f"Template error in {_excerpt(text)}: {exc.message}"
+            ) from exc
         except (LiquidError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
-            raise errors.TemplateError(f"Template error in {text!r}: {_first_line(exc)}") from exc
+            raise errors.TemplateError(
+                f"Template error in {_excerpt(text)}: {_first_line(exc)}"
+            ) from exc
 
     def condition(self, expr: str, context: Mapping[str, object]) -> bool:
         source = _condition_source(expr)
@@ -183,6 +243,11 @@ class TemplateEngine:
             for match in _STEP_REFERENCE.finditer(text):
                 found.add(match.group(1) or match.group(2))
         return found
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    """A template as quoted in an error message: whole if short, its start otherwise."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def _is_template(text: str) -> bool:
