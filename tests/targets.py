@@ -68,14 +68,15 @@ app = Starlette(
 )
 
 
-CALLS: list[tuple[str, str, float]] = []
+CALLS: list[tuple[str, str, float, str | None]] = []
 
 
 async def count(request: Request) -> Response:
-    """Records (run, step, arrival time) for the fault tests."""
+    """Records (run, step, arrival time, Idempotency-Key) for the fault tests."""
     import time
 
-    CALLS.append((request.query_params["run"], request.query_params["step"], time.time()))
+    query = request.query_params
+    CALLS.append((query["run"], query["step"], time.time(), request.headers.get("idempotency-key")))
     return JSONResponse({"ok": True})
 
 

@@ -89,6 +89,6 @@ async def test_killed_sqlite_server_loses_no_accepted_run(tmp_path: Path, target
         server.send_signal(signal.SIGKILL)
         server.wait()
 
-    calls = Counter((run, step) for run, step, _ in targets.CALLS)
+    calls = Counter((run, step) for run, step, _, _ in targets.CALLS)
     assert {run for run, _ in calls} == set(accepted)
     assert all(calls[(run, f"s{i}")] >= 1 for run in accepted for i in range(3))

@@ -19,7 +19,7 @@ import pytest
 from flowgate.api.app import create_app
 from flowgate.settings import Settings
 from flowgate.store import open_store
-from flowgate.store.base import Page, RunFilter
+from flowgate.store.base import Page, RunFilter, StepRunRow
 from tests import targets
 from tests.conftest import ADMIN_KEY, ThreadedServer, wait_until
 
@@ -68,18 +68,22 @@ def _workflow(target: str) -> dict:
     return {"id": "wf_chaos", "name": "chaos", "status": "active", "steps": steps}
 
 
-async def _completed_steps(url: str) -> dict[tuple[str, str], float]:
-    """(run, step) → commit time of its completed attempt, read from the store."""
+async def _attempts(url: str) -> dict[tuple[str, str], list[StepRunRow]]:
+    """(run, step) → its attempts in order, read from the store."""
     store = open_store(url)
     try:
-        finished: dict[tuple[str, str], float] = {}
+        attempts: dict[tuple[str, str], list[StepRunRow]] = defaultdict(list)
         for run in await store.list_runs("prj_default", RunFilter(), Page(limit=RUNS + 10)):
             for row in await store.list_step_runs(run["id"]):
-                if row["status"] == "completed" and row["completed_at"] is not None:
-                    finished[(run["id"], row["step_id"])] = row["completed_at"].timestamp()
-        return finished
+                attempts[(run["id"], row["step_id"])].append(row)
+        return attempts
     finally:
         await store.close()
+
+
+def _outcome(row: StepRunRow) -> str:
+    error = row["error"]
+    return error["code"] if isinstance(error, dict) else row["status"]
 
 
 async def test_killed_workers_lose_no_run_and_repeat_no_committed_step(
@@ -124,16 +128,33 @@ async def test_killed_workers_lose_no_run_and_repeat_no_committed_step(
             worker.send_signal(signal.SIGKILL)
             worker.wait()
 
-    committed = await _completed_steps(postgres_url)
+    attempts = await _attempts(postgres_url)
+    committed = {
+        key: rows[-1]["completed_at"].timestamp()
+        for key, rows in attempts.items()
+        if rows[-1]["status"] == "completed" and rows[-1]["completed_at"] is not None
+    }
     calls: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for run_id, step_id, at in targets.CALLS:
+    keys: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+    for run_id, step_id, at, idempotency_key in targets.CALLS:
         calls[(run_id, step_id)].append(at)
+        keys[(run_id, step_id)].add(idempotency_key)
     assert set(committed) == {(r, f"s{i}") for r in run_ids for i in range(STEPS)}
     late = [key for key, times in calls.items() if max(times) > committed[key] + 0.001]
     duplicates = sum(len(times) - 1 for times in calls.values())
+    lost = sum(len(rows) - 1 for rows in attempts.values())
     print(
         f"\nfaults: {RUNS} runs, {KILLS} kills, {len(committed)} steps committed, "
-        f"{duplicates} repeated calls of uncommitted steps, {len(late)} after commit"
+        f"{duplicates} repeated calls of uncommitted steps, {len(late)} after commit, "
+        f"{lost} attempts recorded WORKER_LOST"
     )
     assert late == []
     assert duplicates <= KILLS * WORKER_SLOTS
+    # At-least-once, visibly: every attempt before the last was lost with its worker and says
+    # so; a receiver sees as many calls as attempts at most, all with the same key.
+    for key, rows in attempts.items():
+        assert [_outcome(row) for row in rows] == ["WORKER_LOST"] * (len(rows) - 1) + [
+            "completed"
+        ], key
+        assert len(calls[key]) <= len(rows), key
+        assert keys[key] == {f"{key[0]}:{key[1]}"}, key

@@ -16,9 +16,10 @@ from flowgate.engine.steps import (
     StepWait,
     register_step,
 )
+from flowgate.statuses import TERMINAL_RUN_STATUSES
 from flowgate.types import JSON, JSONObject
 
-_ENDED = ("completed", "failed", "canceled", "timed_out")
+_ENDED = frozenset(status.value for status in TERMINAL_RUN_STATUSES)
 
 
 @register_step("run_workflow")
