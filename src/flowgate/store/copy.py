@@ -49,7 +49,7 @@ async def copy_store(source: SqlStore, target: SqlStore) -> list[TableCount]:
 
 async def _count(store: SqlStore, table: sa.Table) -> int:
     query = sa.select(sa.func.count()).select_from(table)
-    return int(await store._read(lambda conn: conn.execute(query).scalar_one()))
+    return int(await store.read(lambda conn: conn.execute(query).scalar_one()))
 
 
 def _fetch(conn: Connection, *, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -62,12 +62,12 @@ async def _copy_table(source: SqlStore, target: SqlStore, table: sa.Table) -> No
     insert = target.insert_ignore(table) if table.name in _MERGED else table.insert()
     while True:
         query = table.select().order_by(*key).limit(BATCH).offset(offset)
-        rows = await source._read(partial(_fetch, query=query))
+        rows = await source.read(partial(_fetch, query=query))
         if not rows:
             return
 
         def write(conn: Connection, batch: list[dict[str, Any]] = rows) -> None:
             conn.execute(insert, batch)
 
-        await target._write(write)
+        await target.write(write)
         offset += len(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -56,11 +56,11 @@ class PostgresStore(SqlStore):
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def _read(self, work: Callable[[Connection], T]) -> T:
+    async def read(self, work: Callable[[Connection], T]) -> T:
         async with self.engine.connect() as conn:
             return await conn.run_sync(work)
 
-    async def _write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T]) -> T:
         try:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
@@ -118,14 +118,5 @@ class PostgresStore(SqlStore):
             if not conn.is_closed():
                 await conn.close()
 
-    def insert_ignore(self, table: sa.Table) -> Any:
-        return postgresql.insert(table).on_conflict_do_nothing()
-
-    def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
-        statement = postgresql.insert(table)
-        others = {
-            c.name: statement.excluded[c.name]
-            for c in table.c
-            if c.name not in keys and not c.primary_key
-        }
-        return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
+    def dialect_insert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table)

@@ -1,13 +1,14 @@
 """The store on SQLAlchemy Core, shared by SQLite and PostgreSQL; dialect quirks in subclasses.
 
-Every method builds its statements here and hands one synchronous function to ``_read`` or
-``_write``, which run it in one transaction: on PostgreSQL through ``AsyncConnection.run_sync``
+Every method builds its statements here and hands one synchronous function to ``read`` or
+``write``, which run it in one transaction: on PostgreSQL through ``AsyncConnection.run_sync``
 (asyncpg underneath), on SQLite in a thread, so that a whole method costs one hop, not one per
 statement.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -168,42 +169,58 @@ def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
     return sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < last_id))
 
 
-class SqlStore:
-    """One transaction per method. Subclasses run transactions and give dialect statements."""
+class SqlStore(abc.ABC):
+    """One transaction per method. Subclasses run transactions and name their dialect; the
+    hooks that only PostgreSQL needs (``announce``, ``listen``, ``lock_workflow_queue``) are
+    deliberate no-ops here, since one SQLite process has nobody to tell and writes serially."""
 
     is_sqlite = False
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
-    async def _read(self, work: Callable[[Connection], T]) -> T:
+    @abc.abstractmethod
+    async def migrate(self, upgrade: Callable[[Connection], None]) -> None:
+        """Run ``upgrade`` (Alembic) on one connection, safely against other processes."""
+
+    @abc.abstractmethod
+    async def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` on a connection (reads only)."""
-        raise NotImplementedError
 
-    async def _write(self, work: Callable[[Connection], T]) -> T:
+    @abc.abstractmethod
+    async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction; a unique violation raises ``Duplicate``."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def dialect_insert(self, table: sa.Table) -> Any:
+        """This dialect's ``INSERT`` construct, which knows ``ON CONFLICT``."""
 
     def insert_ignore(self, table: sa.Table) -> Any:
-        """``INSERT … ON CONFLICT DO NOTHING`` in this dialect."""
-        raise NotImplementedError
+        """``INSERT … ON CONFLICT DO NOTHING``."""
+        return self.dialect_insert(table).on_conflict_do_nothing()
 
     def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
-        """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column, in this dialect."""
-        raise NotImplementedError
+        """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column."""
+        statement = self.dialect_insert(table)
+        others = {
+            c.name: statement.excluded[c.name]
+            for c in table.c
+            if c.name not in keys and not c.primary_key
+        }
+        return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
 
     async def _one(self, query: sa.Executable) -> Any:
-        return await self._read(lambda conn: _first(conn, query))
+        return await self.read(lambda conn: _first(conn, query))
 
     async def _all(self, query: sa.Executable) -> Any:
-        return await self._read(lambda conn: _every(conn, query))
+        return await self.read(lambda conn: _every(conn, query))
 
     async def _execute(self, *statements: sa.Executable) -> None:
         def work(conn: Connection) -> None:
             for statement in statements:
                 conn.execute(statement)
 
-        await self._write(work)
+        await self.write(work)
 
     def is_outage(self, exc: BaseException) -> bool:
         """The database could not be reached: a lost or refused connection, a locked file."""
@@ -290,7 +307,7 @@ class SqlStore:
             )
             return _first(conn, t.api_keys.select().where(mine))
 
-        return cast(KeyRow | None, await self._write(work))
+        return cast(KeyRow | None, await self.write(work))
 
     async def touch_key(self, key_id: str, *, now: datetime) -> None:
         await self._execute(
@@ -388,7 +405,7 @@ class SqlStore:
     async def delete_connection(self, project_id: str, connection_id: str) -> bool:
         c = t.connections.c
         delete = t.connections.delete().where(c.project_id == project_id, c.id == connection_id)
-        return await self._write(lambda conn: conn.execute(delete).rowcount == 1)
+        return await self.write(lambda conn: conn.execute(delete).rowcount == 1)
 
     async def list_connections(self, project_id: str) -> list[ConnectionRow]:
         c = t.connections.c
@@ -404,10 +421,12 @@ class SqlStore:
 
     # runs -----------------------------------------------------------------------------------
 
-    def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
+    def announce(  # noqa: B027 - a deliberate no-op on SQLite (see the class docstring)
+        self, conn: Connection, channel: str, payload: str = ""
+    ) -> None:
         """Tell other processes, when this transaction commits (PostgreSQL: NOTIFY)."""
 
-    async def listen(
+    async def listen(  # noqa: B027 - a deliberate no-op on SQLite (see the class docstring)
         self,
         *,
         on_work: Callable[[], None],
@@ -424,7 +443,7 @@ class SqlStore:
             self.announce(conn, WORK_CHANNEL)
             return inserted
 
-        return await self._write(work)
+        return await self.write(work)
 
     def _insert_run(self, conn: Connection, new: NewRun) -> InsertedRun:
         """Constant statements with parameters: building ``.values(**row)`` per call costs more
@@ -499,7 +518,7 @@ class SqlStore:
 
     async def count_runs(self, project_id: str, where: RunFilter) -> int:
         query = sa.select(sa.func.count()).select_from(t.runs).where(*_matching(project_id, where))
-        return int(await self._read(lambda conn: conn.execute(query).scalar_one()))
+        return int(await self.read(lambda conn: conn.execute(query).scalar_one()))
 
     async def cancel_runs(
         self,
@@ -545,7 +564,7 @@ class SqlStore:
                 descendant = True
             return canceled
 
-        return await self._write(work)
+        return await self.write(work)
 
     def _cancel_ids(
         self, conn: Connection, run_ids: list[str], *, error: JSONObject, now: datetime
@@ -585,7 +604,9 @@ class SqlStore:
 
     # concurrency ----------------------------------------------------------------------------
 
-    def lock_workflow_queue(self, conn: Connection, project_id: str, workflow_id: str) -> None:
+    def lock_workflow_queue(  # noqa: B027 - a deliberate no-op on SQLite (class docstring)
+        self, conn: Connection, project_id: str, workflow_id: str
+    ) -> None:
         """Serialize promotions of one workflow's queue (SQLite: writes are serial anyway)."""
 
     async def promote_queued(
@@ -621,7 +642,7 @@ class SqlStore:
                 self.announce(conn, WORK_CHANNEL)
             return chosen
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def queued_workflows(self) -> list[tuple[str, str, int]]:
         """(project id, workflow id, version) of every workflow version with queued runs."""
@@ -631,7 +652,7 @@ class SqlStore:
             .where(r.status == RunStatus.QUEUED)
             .distinct()
         )
-        return await self._read(
+        return await self.read(
             lambda conn: [(row[0], row[1], int(row[2])) for row in conn.execute(query)]
         )
 
@@ -665,7 +686,7 @@ class SqlStore:
                 int(conn.execute(all_active).scalar_one()),
             )
 
-        return await self._read(work)
+        return await self.read(work)
 
     # worker ---------------------------------------------------------------------------------
 
@@ -724,7 +745,7 @@ class SqlStore:
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[RunRow]:
         statement = self.claim_statement(owner=owner, limit=limit, now=now, lease_until=lease_until)
-        return cast(list[RunRow], await self._write(lambda conn: _every(conn, statement)))
+        return cast(list[RunRow], await self.write(lambda conn: _every(conn, statement)))
 
     def _guard(self, lease: Lease) -> sa.ColumnElement[bool]:
         r = t.runs.c
@@ -779,11 +800,11 @@ class SqlStore:
                 self.announce(conn, WORK_CHANNEL)
 
         try:
-            await self._write(work)
+            await self.write(work)
         except _LeaseLost:
             return False
         return True
 
     async def renew_lease(self, lease: Lease, *, lease_until: datetime) -> bool:
         update = t.runs.update().where(self._guard(lease)).values(lease_expires_at=lease_until)
-        return await self._write(lambda conn: conn.execute(update).rowcount == 1)
+        return await self.write(lambda conn: conn.execute(update).rowcount == 1)

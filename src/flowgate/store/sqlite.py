@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,10 +135,10 @@ class SqliteStore(SqlStore):
             self._opened.append(conn)
         return conn
 
-    async def _read(self, work: Callable[[Connection], T]) -> T:
+    async def read(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._run_read, work)
 
-    async def _write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         job = _WriteJob(work, loop.create_future())
         with self._pending_lock:
@@ -197,14 +197,5 @@ class SqliteStore(SqlStore):
 
         await asyncio.get_running_loop().run_in_executor(self._writer, work)
 
-    def insert_ignore(self, table: sa.Table) -> Any:
-        return sqlite.insert(table).on_conflict_do_nothing()
-
-    def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
-        statement = sqlite.insert(table)
-        others = {
-            c.name: statement.excluded[c.name]
-            for c in table.c
-            if c.name not in keys and not c.primary_key
-        }
-        return statement.on_conflict_do_update(index_elements=list(keys), set_=others)
+    def dialect_insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
