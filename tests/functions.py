@@ -56,3 +56,9 @@ async def slow(config: dict[str, Any], context: Any) -> str:
 def fail_with(config: dict[str, Any], context: Any) -> None:
     """Fails with the message it is given (a rendered template)."""
     raise RuntimeError(f"upstream refused: {config['message']}")
+
+
+def with_nul(config: dict[str, Any], context: Any) -> dict[str, str]:
+    """Returns text holding U+0000, which PostgreSQL cannot store in JSON."""
+    CALLS.append((context.run_id, context.step_id))
+    return {"text": "a\x00b"}

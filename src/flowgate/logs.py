@@ -58,5 +58,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "alembic.runtime.migration"):
+    # httpx logs every outbound request's full URL at INFO: a Slack webhook URL is a credential,
+    # and env values end up in query strings.
+    for noisy in ("uvicorn.access", "alembic.runtime.migration", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from flowgate import ids
 from flowgate.service.core import Services, build_services, running
@@ -113,3 +114,42 @@ async def test_execution_that_keeps_crashing_ends_run_crashed(svc: Services) -> 
         "message": "LookupError: workflow wf_gone has no version 7",
         "stepId": None,
     }
+
+
+async def test_step_output_with_nul_is_stored_with_a_replacement_character(
+    svc: Services,
+) -> None:
+    functions.CALLS.clear()
+    run_id = await _start(svc, [{"id": "s", "type": "python", "config": {"function": "with_nul"}}])
+
+    await svc.new_worker(1).run_until_idle()
+
+    run = await svc.store.get_run(None, run_id)
+    assert run is not None
+    assert run["status"] == "completed"
+    assert run["output"] == {"text": "a\ufffdb"}
+    assert [(run_id, "s")] == functions.CALLS
+
+
+async def test_run_crashed_ends_the_attempt_it_left_running(svc: Services) -> None:
+    run_id = await _start(
+        svc, [{"id": "charge", "type": "python", "config": {"function": "add", "a": 1, "b": 2}}]
+    )
+    await _die_mid_step(svc, run_id, "charge")
+    # The workflow version vanishes (a corrupt store): every execution of the run now crashes.
+    await svc.store.write(
+        lambda conn: conn.execute(
+            sa.text("UPDATE runs SET workflow_version = 99, crash_count = 2 WHERE id = :id"),
+            {"id": run_id},
+        )
+    )
+
+    await svc.new_worker(1).run_until_idle()
+
+    run = await svc.store.get_run(None, run_id)
+    [attempt] = await svc.store.list_step_runs(run_id)
+    assert run is not None
+    assert run["status"] == "failed"
+    assert attempt["status"] == "failed"
+    assert attempt["error"] == run["error"]
+    assert attempt["completed_at"] is not None

@@ -280,3 +280,47 @@ async def test_error_message_never_shows_an_env_value(client: httpx.AsyncClient)
     assert run["status"] == "failed"
     assert secret not in response.text
     assert run["error"]["message"] == "RuntimeError: upstream refused: Bearer ***"
+
+
+async def test_idempotent_resend_answers_after_the_quota_is_used(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = await _project_with_quota(client, 1)
+    await client.post("/api/v1/workflows", json=simple_workflow("wf_q"), headers=headers)
+    body = {"idempotencyKey": "order-1", "input": {"n": 1}}
+
+    first = await client.post("/api/v1/workflows/wf_q/run", json=body, headers=headers)
+    again = await client.post("/api/v1/workflows/wf_q/run", json=body, headers=headers)
+    other = await client.post(
+        "/api/v1/workflows/wf_q/run", json={"idempotencyKey": "order-2"}, headers=headers
+    )
+
+    assert first.status_code == 201
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["data"]["runId"] == first.json()["data"]["runId"]
+    assert other.status_code == 429
+
+
+async def test_canceling_a_child_wakes_its_waiting_parent(client: httpx.AsyncClient) -> None:
+    await create_workflow(client, _sleeper("wf_kid"))
+    parent_definition = {
+        "id": "wf_parent_of_kid",
+        "name": "parent of kid",
+        "status": "active",
+        "steps": [
+            {"id": "kid", "type": "run_workflow", "config": {"workflow": "wf_kid", "wait": True}}
+        ],
+    }
+    await create_workflow(client, parent_definition)
+    parent = await _run(client, "wf_parent_of_kid")
+    waiting = await _status_is(client, parent["runId"], "waiting")
+    child_id = waiting["steps"][0]["output"]["childRunId"]
+    await _status_is(client, child_id, "waiting")
+
+    await client.post(f"/api/v1/runs/{child_id}/cancel")
+    ended = await _get(client, parent["runId"], wait=10)
+
+    assert ended["status"] == "failed"
+    assert ended["error"]["stepId"] == "kid"
+    assert "canceled" in ended["error"]["message"]

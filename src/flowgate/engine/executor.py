@@ -182,7 +182,7 @@ class RunExecutor:
     async def _crashed(self, run: RunRow, lease: Lease, exc: Exception, redact: Redactor) -> None:
         """Count the crash; the run is claimable again at once, or ends after MAX_CRASHES."""
         crashes = run["crash_count"] + 1
-        message = redact(f"{type(exc).__name__}: {exc}")
+        message = redact(_describe(exc)).replace("\x00", "\ufffd")
         log.error(
             "run.crashed",
             extra={
@@ -208,7 +208,10 @@ class RunExecutor:
             log.exception("run.crash_not_recorded", extra={"run_id": run["id"]})
             return
         if saved and ends:
-            await self._after_end(run)
+            try:
+                await self._after_end(run)
+            except Exception:
+                log.exception("run.after_end_failed", extra={"run_id": run["id"]})
         elif saved:
             self._notifier.work_available()
 
@@ -347,7 +350,6 @@ class RunExecutor:
             run_id=state.run["id"],
             step_id=step.id,
             attempt=attempt,
-            counted_attempt=state.counted(step, attempt),
             project_id=state.run["project_id"],
             env=state.run["env"],
             connection=None,
@@ -419,7 +421,9 @@ class RunExecutor:
                 f"{self._max_output_bytes:,} (FLOWGATE_MAX_OUTPUT_BYTES)",
                 code="OUTPUT_TOO_LARGE",
             )
-        return orjson.loads(encoded)  # type: ignore[no-any-return]
+        decoded: JSON = orjson.loads(encoded)
+        # PostgreSQL cannot store U+0000 in JSON; a binary response body may well hold one.
+        return _without_nul(decoded) if b"\\u0000" in encoded else decoded
 
     async def _flush(self, state: _RunState) -> None:
         progress, state.progress = state.progress, RunProgress()
@@ -568,7 +572,26 @@ def _template_context(run: RunRow, history: dict[str, StepRunRow]) -> JSONObject
 
 
 def _error(code: str, message: str, step: StepDef) -> JSONObject:
-    return {"code": code, "message": message, "stepId": step.id}
+    return {"code": code, "message": message.replace("\x00", "\ufffd"), "stepId": step.id}
+
+
+def _without_nul(value: JSON) -> JSON:
+    """``value`` with every U+0000 in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}  # type: ignore[misc]
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a crash message: its type and the first line of its text, no SQL
+    parameters (a database error's text may carry a step's output)."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= 500 else text[:499] + "…"
 
 
 def _step_row(

@@ -22,6 +22,7 @@ from flowgate.store.base import (
     NewRun,
     Page,
     RunFilter,
+    RunQuota,
     RunRow,
     RunStatus,
     StepRunRow,
@@ -129,50 +130,39 @@ async def create_runs(
     all_or_nothing: bool = False,
 ) -> list[Created]:
     """The one way runs come to exist, whatever started them: count them against the project's
-    ``runQuotaPerDay``, insert them durably (``queued`` where a concurrency limit applies, then
-    promoted as far as the limits allow), and wake the workers. One result per run, in order:
-    the inserted run (or the one its idempotency key points to), or QuotaExceeded.
+    ``runQuotaPerDay`` (in the inserting transaction; an idempotent replay is not counted),
+    insert them durably (``queued`` where a concurrency limit applies, then promoted as far as
+    the limits allow), and wake the workers. One result per run, in order: the inserted run (or
+    the one its idempotency key points to), or QuotaExceeded.
 
     ``all_or_nothing`` refuses every run when the quota cannot take them all.
     """
-    allowance = await _quota_left(svc, project_id, quota)
-    admitted = list(news) if allowance is None else list(news[:allowance])
-    if all_or_nothing and len(admitted) < len(news):
-        admitted = []
-    refused = [_quota_exceeded(quota, allowance, len(news))] * (len(news) - len(admitted))
-    if not admitted:
-        return list(refused)
-    inserted = await svc.store.insert_runs(admitted)
+    limit = None
+    if quota is not None:
+        now = svc.clock.now()
+        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        limit = RunQuota(
+            project_id=project_id, limit=quota, since=day_start, all_or_nothing=all_or_nothing
+        )
+    inserted = await svc.store.insert_runs(news, quota=limit)
     promoted: frozenset[str] = frozenset()
     for workflow_id, version in {
-        (new.row["workflow_id"], new.row["workflow_version"])
-        for new in admitted
-        if new.row["status"] == RunStatus.QUEUED
+        (item.run["workflow_id"], item.run["workflow_version"])
+        for item in inserted
+        if item is not None and not item.replayed and item.run["status"] == RunStatus.QUEUED
     }:
         promoted |= await _promote(svc, project_id, workflow_id, version)
     svc.notifier.work_available()
-    return [_with_promotion(item, promoted) for item in inserted] + list(refused)
+    refused = _quota_exceeded(quota, len(news) if all_or_nothing else 1)
+    return [refused if item is None else _with_promotion(item, promoted) for item in inserted]
 
 
-def _quota_exceeded(quota: int | None, allowance: int | None, wanted: int) -> errors.QuotaExceeded:
-    if wanted > 1 and allowance:
+def _quota_exceeded(quota: int | None, wanted: int) -> errors.QuotaExceeded:
+    if wanted > 1:
         return errors.QuotaExceeded(
-            f"Starting {wanted} runs would exceed the project's run quota of {quota} runs per "
-            f"day ({allowance} left today)"
+            f"Starting {wanted} runs would exceed the project's run quota of {quota} runs per day"
         )
     return errors.QuotaExceeded(f"The project's run quota of {quota} runs per day is used")
-
-
-async def _quota_left(svc: Services, project_id: str, quota: int | None) -> int | None:
-    """Runs the project may still start today (UTC), None when it has no quota."""
-    if quota is None:
-        return None
-    now = svc.clock.now()
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    used = await svc.store.count_runs(
-        project_id, RunFilter(created_after=day_start - timedelta(milliseconds=1))
-    )
-    return max(quota - used, 0)
 
 
 async def _promote(
@@ -198,11 +188,17 @@ async def keep_queues_moving(svc: Services, *, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            for project_id, workflow_id, version in await svc.store.queued_workflows():
+            queued = await svc.store.queued_workflows()
+        except Exception:
+            log.exception("queues.scan_failed")
+            continue
+        for project_id, workflow_id, version in queued:
+            try:
                 if await _promote(svc, project_id, workflow_id, version):
                     svc.notifier.work_available()
-        except Exception:
-            log.exception("queues.promote_failed")
+            except Exception:
+                # One broken workflow version must not hold up every other queue.
+                log.exception("queues.promote_failed", extra={"workflow_id": workflow_id})
 
 
 def _with_promotion(inserted: InsertedRun, promoted: frozenset[str]) -> InsertedRun:

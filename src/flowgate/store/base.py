@@ -148,6 +148,17 @@ class InsertedRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunQuota:
+    """A project's allowance: at most ``limit`` runs created since ``since``. With
+    ``all_or_nothing``, runs it cannot all take are all refused."""
+
+    project_id: str
+    limit: int
+    since: datetime
+    all_or_nothing: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CanceledRun:
     """A run a cancel ended: one it selected, or a descendant canceled with its parent."""
 
@@ -246,7 +257,9 @@ class Store(Protocol):
     async def delete_connection(self, project_id: str, connection_id: str) -> bool: ...
     async def list_connections(self, project_id: str) -> list[ConnectionRow]: ...
 
-    async def insert_runs(self, runs: Sequence[NewRun]) -> list[InsertedRun]: ...
+    async def insert_runs(
+        self, runs: Sequence[NewRun], *, quota: RunQuota | None = None
+    ) -> list[InsertedRun | None]: ...
     async def get_idempotent_run(
         self, project_id: str, workflow_id: str, key: str, *, now: datetime
     ) -> InsertedRun | None: ...

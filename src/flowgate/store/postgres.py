@@ -48,6 +48,8 @@ class PostgresStore(SqlStore):
             async_url(url),
             json_serializer=json_dumps,
             json_deserializer=orjson.loads,
+            # Bound values are inputs, outputs and env: never in an error text or a log.
+            hide_parameters=True,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
@@ -79,9 +81,8 @@ class PostgresStore(SqlStore):
                 await conn.execute(sa.text(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK_ID})"))
                 await conn.commit()
 
-    def lock_workflow_queue(self, conn: Connection, project_id: str, workflow_id: str) -> None:
-        key = sa.func.hashtext(f"{project_id}/{workflow_id}")
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    def serialize(self, conn: Connection, name: str) -> None:
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(name))))
 
     def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
         conn.execute(sa.select(sa.func.pg_notify(channel, payload)))

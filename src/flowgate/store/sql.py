@@ -31,6 +31,7 @@ from flowgate.store.base import (
     ProjectRow,
     RunFilter,
     RunProgress,
+    RunQuota,
     RunRow,
     RunStatus,
     StepRunRow,
@@ -171,7 +172,7 @@ def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
 
 class SqlStore(abc.ABC):
     """One transaction per method. Subclasses run transactions and name their dialect; the
-    hooks that only PostgreSQL needs (``announce``, ``listen``, ``lock_workflow_queue``) are
+    hooks that only PostgreSQL needs (``announce``, ``listen``, ``serialize``) are
     deliberate no-ops here, since one SQLite process has nobody to tell and writes serially."""
 
     is_sqlite = False
@@ -435,15 +436,56 @@ class SqlStore(abc.ABC):
     ) -> None:
         """Deliver other processes' announcements until cancelled (one process: nothing to do)."""
 
-    async def insert_runs(self, runs: Sequence[NewRun]) -> list[InsertedRun]:
-        """Insert runs in one transaction; a taken idempotency key answers with its run instead."""
+    async def insert_runs(
+        self, runs: Sequence[NewRun], *, quota: RunQuota | None = None
+    ) -> list[InsertedRun | None]:
+        """Insert runs in one transaction; a taken idempotency key answers with its run instead.
 
-        def work(conn: Connection) -> list[InsertedRun]:
-            inserted = [self._insert_run(conn, new) for new in runs]
+        With a ``quota``, runs are counted and inserted in the same transaction (serialized per
+        project), so concurrent starts cannot overshoot it; a run it does not allow is None, and
+        an idempotent replay is never counted.
+        """
+
+        def work(conn: Connection) -> list[InsertedRun | None]:
+            allowance = None if quota is None else self._quota_left(conn, quota)
+            if quota is not None and quota.all_or_nothing and len(runs) > (allowance or 0):
+                return [None] * len(runs)
+            results: list[InsertedRun | None] = []
+            for new in runs:
+                if allowance is not None and allowance <= 0:
+                    results.append(self._replay_of(conn, new))
+                    continue
+                inserted = self._insert_run(conn, new)
+                if allowance is not None and not inserted.replayed:
+                    allowance -= 1
+                results.append(inserted)
             self.announce(conn, WORK_CHANNEL)
-            return inserted
+            return results
 
         return await self.write(work)
+
+    def _quota_left(self, conn: Connection, quota: RunQuota) -> int:
+        self.serialize(conn, f"quota/{quota.project_id}")
+        r = t.runs.c
+        used = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.runs)
+            .where(r.project_id == quota.project_id, r.created_at >= quota.since)
+        ).scalar_one()
+        return max(quota.limit - int(used), 0)
+
+    def _replay_of(self, conn: Connection, new: NewRun) -> InsertedRun | None:
+        """The run ``new``'s unexpired idempotency key points to, if any."""
+        claim, run = new.idempotency, new.row
+        if claim is None:
+            return None
+        key = {"project_id": run["project_id"], "workflow_id": run["workflow_id"], "key": claim.key}
+        conn.execute(_DELETE_EXPIRED_KEY, {**key, "now": run["created_at"]})
+        existing = conn.execute(_IDEMPOTENCY_RUN, key).first()
+        if existing is None:
+            return None
+        found = _first(conn, t.runs.select().where(t.runs.c.id == existing.run_id))
+        return InsertedRun(run=found, replayed=True, stored_input=existing.input)
 
     def _insert_run(self, conn: Connection, new: NewRun) -> InsertedRun:
         """Constant statements with parameters: building ``.values(**row)`` per call costs more
@@ -576,7 +618,7 @@ class SqlStore(abc.ABC):
                 t.runs.update()
                 .where(r.id.in_(chunk), r.status.not_in(TERMINAL_VALUES))
                 .values(**_canceled(error, now))
-                .returning(r.id, r.workflow_id, r.workflow_version)
+                .returning(r.id, r.workflow_id, r.workflow_version, r.parent_run_id)
             ).all()
         for chunk in _chunks([row.id for row in ended]):
             conn.execute(
@@ -586,7 +628,22 @@ class SqlStore(abc.ABC):
             )
             for run_id in chunk:
                 self.announce(conn, RUN_DONE_CHANNEL, run_id)
+        self._wake_waiting(conn, [row.parent_run_id for row in ended if row.parent_run_id], now)
         return ended
+
+    def _wake_waiting(self, conn: Connection, run_ids: list[str], now: datetime) -> None:
+        """Parents waiting on a run that ended here resume now and see how it ended (a parent
+        canceled with its child is no longer waiting)."""
+        r = t.runs.c
+        woken = 0
+        for chunk in _chunks(sorted(set(run_ids))):
+            woken += conn.execute(
+                t.runs.update()
+                .where(r.id.in_(chunk), r.status == RunStatus.WAITING)
+                .values(wake_at=now)
+            ).rowcount
+        if woken:
+            self.announce(conn, WORK_CHANNEL)
 
     def _unfinished_children(self, conn: Connection, parent_ids: list[str]) -> list[str]:
         r = t.runs.c
@@ -604,10 +661,11 @@ class SqlStore(abc.ABC):
 
     # concurrency ----------------------------------------------------------------------------
 
-    def lock_workflow_queue(  # noqa: B027 - a deliberate no-op on SQLite (class docstring)
-        self, conn: Connection, project_id: str, workflow_id: str
+    def serialize(  # noqa: B027 - a deliberate no-op on SQLite (class docstring)
+        self, conn: Connection, name: str
     ) -> None:
-        """Serialize promotions of one workflow's queue (SQLite: writes are serial anyway)."""
+        """Make transactions that name the same thing (a workflow's queue, a project's quota)
+        run one after another from here to their commit (SQLite: writes are serial anyway)."""
 
     async def promote_queued(
         self, project_id: str, workflow_id: str, *, limit: int | None, total_limit: int | None
@@ -629,7 +687,7 @@ class SqlStore(abc.ABC):
         )
 
         def work(conn: Connection) -> list[str]:
-            self.lock_workflow_queue(conn, project_id, workflow_id)
+            self.serialize(conn, f"queue/{project_id}/{workflow_id}")
             running = {row[0]: int(row[1]) for row in conn.execute(active)}
             waiting = [(row.id, row.concurrency_key) for row in conn.execute(queued)]
             chosen = choose_promotions(running, waiting, limit=limit, total_limit=total_limit)
@@ -785,11 +843,28 @@ class SqlStore(abc.ABC):
                 sa.select(r.id).where(r.id == progress.wait_for_run).with_for_update(read=True)
             )
 
+        ended_in_flight = None
+        if status in TERMINAL_VALUES:
+            # An attempt still shown running or waiting when the run ends (a crash ended it)
+            # ends with it; the steps this commit writes come after and win.
+            s = t.step_runs.c
+            ended_in_flight = (
+                t.step_runs.update()
+                .where(s.run_id == lease.run_id, s.status.in_(IN_FLIGHT_STEP_VALUES))
+                .values(
+                    status=StepStatus.FAILED.value,
+                    error=changes.get("error"),
+                    completed_at=changes.get("completed_at"),
+                )
+            )
+
         def work(conn: Connection) -> None:
             if lock_other is not None:
                 conn.execute(lock_other)
             if conn.execute(update).rowcount != 1:
                 raise _LeaseLost
+            if ended_in_flight is not None:
+                conn.execute(ended_in_flight)
             if steps:
                 conn.execute(upsert, steps)
             if wake is not None and conn.execute(wake).rowcount:

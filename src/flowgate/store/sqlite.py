@@ -101,6 +101,8 @@ class SqliteStore(SqlStore):
             sync_url(url),
             json_serializer=json_dumps,
             json_deserializer=orjson.loads,
+            # Bound values are inputs, outputs and env: never in an error text or a log.
+            hide_parameters=True,
             pool_size=_READERS + 1,
             max_overflow=0,
             connect_args={"check_same_thread": False},

@@ -96,9 +96,6 @@ class StepContext:
     smtp: SmtpDefaults = field(default_factory=SmtpDefaults)
     idempotency_key: str = field(default="")
     state: JSON = None
-    #: The attempt number as ``retry.maxAttempts`` counts it: attempts lost with their worker
-    #: are not counted, so a retried child run (``run_workflow``) keeps its key across them.
-    counted_attempt: int = 1
 
 
 class StepFailure(Exception):

@@ -44,7 +44,7 @@ class RunWorkflow:
             child = await ctx.children.start(
                 parent=ctx.run_id,
                 project_id=ctx.project_id,
-                key=f"{ctx.run_id}:{ctx.step_id}:{ctx.counted_attempt}",
+                key=f"{ctx.run_id}:{ctx.step_id}:{ctx.attempt}",
                 workflow=str(config["workflow"]),
                 input=config.get("input") or {},
             )
