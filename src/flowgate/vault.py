@@ -3,8 +3,8 @@
 The key is derived from ``FLOWGATE_SECRET_KEY``. Without one, a random key is generated once and
 kept in ``{FLOWGATE_DATA_DIR}/secret.key`` (mode 0600, its directory 0700 when flowgate creates
 it), so a dev server keeps working across restarts; production sets the variable. An empty or
-unreadable key file is an error, never a silent fallback to a weaker key. A leaf: imports nothing
-from flowgate.
+unreadable key file is an error, never a silent fallback to a weaker key. A leaf: imports only
+the ``jsonvalue`` leaf from flowgate.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
+
+from flowgate import jsonvalue
 
 
 class VaultError(Exception):
@@ -56,7 +58,8 @@ class Vault:
         self._fernet  # noqa: B018 - the property reads the key and caches the cipher
 
     def encrypt(self, value: object) -> str:
-        return self._fernet.encrypt(orjson.dumps(value)).decode()
+        # jsonvalue, not orjson: credentials may be nested deeper than orjson's 254 levels.
+        return self._fernet.encrypt(jsonvalue.dumps(value)).decode()
 
     def decrypt(self, token: str) -> object:
         """Raises VaultError when ``token`` was not encrypted with this key."""

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from flowgate.engine.schema import InputValidator, SchemaProblem, check_schema
+from flowgate.engine.schema import MAX_PROBLEMS, InputValidator, SchemaProblem, check_schema
 from flowgate.types import JSON
 
 EVIL = "^(a+)+$"
@@ -113,3 +113,45 @@ def test_input_validator_input_nested_511_deep_returns_no_problem() -> None:
 
     assert validated is value
     assert problems == []
+
+
+def test_input_validator_many_failures_on_a_huge_value_reports_the_first_briefly() -> None:
+    # 1,000 failing keywords, each of which jsonschema-rs built with a copy of the 60,000 items
+    # (12 s on the event loop): now only the first failure is built, its message cut short.
+    many = [{"type": "string", "minLength": i} for i in range(1_000)]
+    validator = InputValidator({"properties": {"a": {"allOf": many}}})
+
+    _validated, problems = validator.validate({"a": list(range(60_000))})
+
+    assert problems == [SchemaProblem(["a"], repr(list(range(60_000)))[:199] + "…")]
+
+
+def test_input_validator_reports_at_most_max_problems() -> None:
+    validator = InputValidator({"items": {"type": "string"}})
+
+    _validated, problems = validator.validate(list(range(MAX_PROBLEMS + 10)))
+
+    assert problems == [
+        SchemaProblem([i], f"{i} is not of type 'string'")
+        for i in sorted(range(MAX_PROBLEMS), key=str)  # paths sort as text
+    ]
+
+
+def test_input_validator_message_shows_a_large_value_by_its_start() -> None:
+    value = {"a": "x" * 1_000, "b": [[1, 2]] * 1_000}  # jsonschema-rs sorts keys
+
+    _validated, problems = InputValidator({"properties": {"v": {"type": "string"}}}).validate(
+        {"v": value}
+    )
+
+    assert problems == [SchemaProblem(["v"], repr(value)[:199] + "…")]
+
+
+def test_input_validator_message_of_a_small_value_is_its_whole_repr() -> None:
+    value = {"a": {}, "b": [1, 2.5, None, True], "c": [], "d": 'it\'s "q"'}
+
+    _validated, problems = InputValidator({"properties": {"v": {"type": "string"}}}).validate(
+        {"v": value}
+    )
+
+    assert problems == [SchemaProblem(["v"], f"{value!r} is not of type 'string'")]

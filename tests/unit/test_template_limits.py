@@ -61,3 +61,29 @@ def test_template_error_quotes_a_long_template_by_its_start() -> None:
         ENGINE.render(template, {})
 
     assert len(raised.value.message) < 400
+
+
+def test_template_loop_of_filters_over_a_large_input_fails_on_the_work_limit() -> None:
+    loop = "{% for i in (1..10000) %}{% assign t = input.s | upcase | size %}{% endfor %}"
+
+    with pytest.raises(errors.TemplateError, match="template work limit") as raised:
+        ENGINE.render(loop, {"input": {"s": "x" * 900_000}})
+
+    assert raised.value.code == "TEMPLATE_ERROR"
+
+
+def test_template_strings_of_one_value_share_the_work_limit() -> None:
+    three = "{% for i in (1..3) %}{% assign t = input.s | upcase %}{% endfor %}done"
+    context = {"input": {"s": "x" * 900_000}}
+    assert ENGINE.render(three, context) == "done"
+
+    with pytest.raises(errors.TemplateError, match="template work limit"):
+        ENGINE.render({"a": three, "b": [three]}, context)
+
+
+def test_template_work_limit_is_per_render() -> None:
+    template = "{% for i in (1..5) %}{% assign t = input.s | upcase %}{% endfor %}{{ t | size }}"
+    context = {"input": {"s": "x" * 900_000}}
+
+    for _ in range(3):
+        assert ENGINE.render(template, context) == "900000"

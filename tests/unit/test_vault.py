@@ -24,3 +24,12 @@ def test_vault_blank_secret_encrypt_raises_secret_key_error() -> None:
 
     with pytest.raises(SecretKeyError, match="the secret key is empty"):
         vault.encrypt({"token": "t"})
+
+
+def test_vault_credentials_nested_300_deep_round_trip() -> None:
+    vault = Vault(lambda: "k" * 32)
+    credentials: object = {"token": "t"}
+    for _ in range(300):
+        credentials = {"nested": [credentials]}
+
+    assert vault.decrypt(vault.encrypt(credentials)) == credentials

@@ -14,7 +14,8 @@ wording of the Python ``jsonschema`` library that flowgate used before (docs/dec
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,13 @@ import jsonschema_rs
 from flowgate.types import JSON
 
 _MAX_MESSAGE = 200
+#: At most this many failures are reported (DESIGN's "one per failure", capped deliberately).
+MAX_PROBLEMS = 20
+# jsonschema-rs 0.60 builds every error eagerly, each with a Python copy of its instance, at
+# about 130 ns per node: 1,000 failing keywords on a 60,000-item list took 8 s. When the schema's
+# size times the input's nested size (each node counted once per enclosing level) exceeds this,
+# only the first failure is built (``validate``), which costs one copy (docs/decisions.md).
+_MAX_ERROR_WORK = 500_000
 # jsonschema-rs refuses schemas nested deeper than about 254 levels and its meta-validation
 # overflows the native stack near 10,000; stay well below both.
 _MAX_SCHEMA_DEPTH = 128
@@ -79,6 +87,7 @@ class InputValidator:
         self._schema = schema
         self._validator: jsonschema_rs.Validator | None = None
         self._unusable: SchemaProblem | None = None
+        self._schema_size = _nested_size(schema, _MAX_ERROR_WORK)
         if schema is not None:
             self._validator, problem = _try_compile(schema)
             if problem is not None:
@@ -87,19 +96,34 @@ class InputValidator:
                 self._unusable = SchemaProblem([], _short(message))
 
     def validate(self, value: JSON) -> tuple[JSON, list[SchemaProblem]]:
-        """The input with ``default``s applied, and one problem per failure."""
+        """The input with ``default``s applied, and one problem per failure (at most
+        MAX_PROBLEMS, or only the first when listing them all would cost too much)."""
         if self._unusable is not None:
             return value, [self._unusable]
         if self._validator is None:
             return value, []
         with_defaults = _apply_defaults(self._schema, value)
         try:
-            errors = list(self._validator.iter_errors(with_defaults))
+            if self._validator.is_valid(with_defaults):
+                return with_defaults, []
+            errors = self._errors(self._validator, with_defaults)
         except ValueError as exc:  # not JSON: a non-str key, a lone surrogate
             return with_defaults, [SchemaProblem([], _short(f"is not valid JSON: {exc}"))]
         keyed = [(_problem(e, self._schema), _order(e, self._schema)) for e in errors]
         keyed.sort(key=lambda pair: ([str(part) for part in pair[0].path], pair[1]))
         return with_defaults, [problem for problem, _ in keyed]
+
+    def _errors(
+        self, validator: jsonschema_rs.Validator, value: JSON
+    ) -> list[jsonschema_rs.ValidationError]:
+        budget = _MAX_ERROR_WORK // max(self._schema_size, 1)
+        if _nested_size(value, budget) > budget:
+            try:
+                validator.validate(value)
+            except jsonschema_rs.ValidationError as first:
+                return [first]
+            return []
+        return list(itertools.islice(validator.iter_errors(value), MAX_PROBLEMS))
 
 
 def _compile(
@@ -193,12 +217,12 @@ def _message(error: jsonschema_rs.ValidationError, schema: JSON) -> str:
 
 
 def _sized(short: str, empty: str, edge: int) -> Callable[[Any, dict[str, Any], JSON], str]:
-    return lambda v, k, _: f"{v!r} {empty if k['limit'] == edge else short}"
+    return lambda v, k, _: f"{_brief(v)} {empty if k['limit'] == edge else short}"
 
 
 def _type(value: Any, kind: dict[str, Any], keyword: JSON) -> str:
     types = keyword if isinstance(keyword, list) else [keyword] if keyword else kind["types"]
-    return f"{value!r} is not of type {', '.join(map(repr, types))}"
+    return f"{_brief(value)} is not of type {', '.join(map(repr, types))}"
 
 
 def _listed(keyword: JSON, fallback: list[JSON]) -> list[JSON]:
@@ -211,7 +235,7 @@ def _dependent(value: Any, kind: dict[str, Any], keyword: JSON) -> str | None:
         return None
     for name, needed in keyword.items():
         if name in value and isinstance(needed, list) and missing in needed:
-            return f"{missing!r} is a dependency of {name!r}"
+            return f"{_brief(missing)} is a dependency of {_brief(name)}"
     return None
 
 
@@ -219,30 +243,30 @@ _Render = Callable[[Any, dict[str, Any], JSON], str | None]
 _RENDER: dict[str, _Render] = {
     "Type": _type,
     "Required": _dependent,
-    "Enum": lambda v, k, s: f"{v!r} is not one of {_listed(s, k['options'])!r}",
-    "Constant": lambda v, k, _: f"{k['expected_value']!r} was expected",
-    "Pattern": lambda v, k, _: f"{v!r} does not match {k['pattern']!r}",
-    "Minimum": lambda v, k, _: f"{v!r} is less than the minimum of {k['limit']!r}",
-    "Maximum": lambda v, k, _: f"{v!r} is greater than the maximum of {k['limit']!r}",
+    "Enum": lambda v, k, s: f"{_brief(v)} is not one of {_brief(_listed(s, k['options']))}",
+    "Constant": lambda v, k, _: f"{_brief(k['expected_value'])} was expected",
+    "Pattern": lambda v, k, _: f"{_brief(v)} does not match {_brief(k['pattern'])}",
+    "Minimum": lambda v, k, _: f"{_brief(v)} is less than the minimum of {_brief(k['limit'])}",
+    "Maximum": lambda v, k, _: f"{_brief(v)} is greater than the maximum of {_brief(k['limit'])}",
     "ExclusiveMinimum": lambda v, k, _: (
-        f"{v!r} is less than or equal to the minimum of {k['limit']!r}"
+        f"{_brief(v)} is less than or equal to the minimum of {_brief(k['limit'])}"
     ),
     "ExclusiveMaximum": lambda v, k, _: (
-        f"{v!r} is greater than or equal to the maximum of {k['limit']!r}"
+        f"{_brief(v)} is greater than or equal to the maximum of {_brief(k['limit'])}"
     ),
-    "MultipleOf": lambda v, k, _: f"{v!r} is not a multiple of {k['multiple_of']}",
+    "MultipleOf": lambda v, k, _: f"{_brief(v)} is not a multiple of {k['multiple_of']}",
     "MinLength": _sized("is too short", "should be non-empty", 1),
     "MaxLength": _sized("is too long", "is expected to be empty", 0),
     "MinItems": _sized("is too short", "should be non-empty", 1),
     "MaxItems": _sized("is too long", "is expected to be empty", 0),
     "MinProperties": _sized("does not have enough properties", "should be non-empty", 1),
     "MaxProperties": _sized("has too many properties", "is expected to be empty", 0),
-    "UniqueItems": lambda v, k, _: f"{v!r} has non-unique elements",
-    "AnyOf": lambda v, k, _: f"{v!r} is not valid under any of the given schemas",
-    "OneOfNotValid": lambda v, k, _: f"{v!r} is not valid under any of the given schemas",
-    "Not": lambda v, k, _: f"{v!r} should not be valid under {k['schema']!r}",
-    "Contains": lambda v, k, _: f"{v!r} does not contain items matching the given schema",
-    "FalseSchema": lambda v, k, _: f"False schema does not allow {v!r}",
+    "UniqueItems": lambda v, k, _: f"{_brief(v)} has non-unique elements",
+    "AnyOf": lambda v, k, _: f"{_brief(v)} is not valid under any of the given schemas",
+    "OneOfNotValid": lambda v, k, _: f"{_brief(v)} is not valid under any of the given schemas",
+    "Not": lambda v, k, _: f"{_brief(v)} should not be valid under {_brief(k['schema'])}",
+    "Contains": lambda v, k, _: f"{_brief(v)} does not contain items matching the given schema",
+    "FalseSchema": lambda v, k, _: f"False schema does not allow {_brief(v)}",
 }
 
 
@@ -309,6 +333,69 @@ def _regexes(schema: JSON) -> set[str]:
             elif key not in _DATA_KEYWORDS:
                 stack.append(child)
     return found
+
+
+def _nested_size(document: JSON | None, limit: int) -> int:
+    """Nodes of ``document``, each counted once per level above it: the total size of every
+    sub-value an error could carry. Stops counting past ``limit``."""
+    total, stack = 0, [(document, 1)]
+    while stack and total <= limit:
+        node, depth = stack.pop()
+        total += depth
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return total
+
+
+def _brief(value: object) -> str:
+    """``repr(value)`` as far as a message can show it: exact up to _MAX_MESSAGE characters,
+    then cut, so a huge instance is never rendered whole. Iterative: values may be 512 deep."""
+    pieces: list[str] = []
+    size = 0
+    stack: list[Iterator[object]] = [iter((value,))]
+    while stack and size <= _MAX_MESSAGE:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            continue
+        if isinstance(item, _Text):
+            piece = item.text
+        elif isinstance(item, dict) and item:
+            stack.append(_dict_parts(item))
+            continue
+        elif isinstance(item, list) and item:
+            stack.append(_list_parts(item))
+            continue
+        else:
+            piece = repr(item)
+        pieces.append(piece)
+        size += len(piece)
+    text = "".join(pieces)
+    return text if not stack else text[:_MAX_MESSAGE] + "…"
+
+
+_END = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    text: str
+
+
+def _dict_parts(value: dict[object, object]) -> Iterator[object]:
+    for index, (key, item) in enumerate(value.items()):
+        yield _Text(("{" if index == 0 else ", ") + repr(key) + ": ")
+        yield item
+    yield _Text("}")
+
+
+def _list_parts(value: list[object]) -> Iterator[object]:
+    for index, item in enumerate(value):
+        yield _Text("[" if index == 0 else ", ")
+        yield item
+    yield _Text("]")
 
 
 def _short(message: str) -> str:

@@ -12,7 +12,9 @@ import functools
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Iterator, Mapping, Sized
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
@@ -49,6 +51,52 @@ class TemplateProblem:
 #: ``replace`` that would grow past the limit is refused before it allocates.
 MAX_TEXT = 1_000_000
 MAX_ITEMS = 100_000
+#: Filter work allowed in one top-level render or condition: each filter call adds the size of
+#: its input and of its result (characters or items; 1 for anything else). Each call is bounded
+#: above, but a loop multiplies them: 10,000 ``upcase``s of a 900 KB text took 5 s. The costliest
+#: linear filters (``sort``, ``json``) take up to ~50 ns a unit, so a render stops within about
+#: half a second (docs/decisions.md). ``uniq`` is quadratic and an arithmetic ``map`` evaluates
+#: per item, so they are charged accordingly.
+MAX_WORK = 10_000_000
+#: Units per item of an arithmetic ``map`` (about 10 µs each, 1 ns a unit for ``upcase``).
+_ARITHMETIC_WORK = 500
+
+
+class _Work:
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = 0
+
+
+# Set by the outermost render or condition; nested renders add to the same budget.
+_WORK: ContextVar[_Work | None] = ContextVar("flowgate_template_work", default=None)
+
+
+@contextmanager
+def _work_budget() -> Iterator[None]:
+    if _WORK.get() is not None:
+        yield
+        return
+    token = _WORK.set(_Work())
+    try:
+        yield
+    finally:
+        _WORK.reset(token)
+
+
+def _size(value: object) -> int:
+    sized = isinstance(value, Sized) and not isinstance(value, Mapping)
+    return len(value) if sized else 1  # type: ignore[arg-type]  # Sized, checked above
+
+
+def _charge(name: str, units: int) -> None:
+    work = _WORK.get()
+    if work is None:
+        return
+    work.used += units
+    if work.used > MAX_WORK:
+        raise errors.TemplateError(f"{name}: over the template work limit of {MAX_WORK:,}")
 
 
 class _LiquidEnvironment(Environment):
@@ -90,12 +138,15 @@ def _bounded(name: str, fn: Callable[..., object]) -> Callable[..., object]:
     @functools.wraps(fn)
     def bounded(left: object, *args: object, **kwargs: object) -> object:
         _check_sequence_input(name, left)
+        size = _size(left)
+        _charge(name, size * size if name == "uniq" else size)  # liquid's uniq is quadratic
         if name == "replace":
             _check_replace(left, args)
         result = fn(left, *args, **kwargs)
         reason = _too_big(result)
         if reason is not None:
             raise errors.TemplateError(f"{name}: a result of {reason} is over the template limit")
+        _charge(name, _size(result))
         return result
 
     return bounded
@@ -120,6 +171,7 @@ def _map(sequence: object, key: object) -> list[object]:
     """Liquid's ``map``, plus ``map: 'quantity * price'`` evaluated per item."""
     if isinstance(key, str) and not _PLAIN_PATH.match(key.strip()):
         items = sequence if isinstance(sequence, list) else [sequence]
+        _charge("map", len(items) * _ARITHMETIC_WORK)
         return [_arithmetic(key, item) for item in items]
     return liquid_map(sequence, key)  # type: ignore[no-any-return]
 
@@ -203,12 +255,16 @@ class TemplateEngine:
 
     def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         """Render every string of a nested value (keys are not templates)."""
+        with _work_budget():
+            return self._render_value(value, context)
+
+    def _render_value(self, value: JSON, context: Mapping[str, object]) -> JSON:
         if isinstance(value, str):
             return self._render_string(value, context) if _is_template(value) else value
         if isinstance(value, dict):
-            return {key: self.render(item, context) for key, item in value.items()}
+            return {key: self._render_value(item, context) for key, item in value.items()}
         if isinstance(value, list):
-            return [self.render(item, context) for item in value]
+            return [self._render_value(item, context) for item in value]
         return value
 
     def _render_string(self, text: str, context: Mapping[str, object]) -> JSON:
@@ -231,7 +287,8 @@ class TemplateEngine:
     def condition(self, expr: str, context: Mapping[str, object]) -> bool:
         source = _condition_source(expr)
         try:
-            return self._parse(source).render(**context) == "1"
+            with _work_budget():
+                return self._parse(source).render(**context) == "1"
         except errors.TemplateError as exc:
             raise errors.TemplateError(f"Condition {expr!r}: {exc.message}") from exc
         except (LiquidError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
