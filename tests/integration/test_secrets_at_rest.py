@@ -257,3 +257,41 @@ async def test_run_connection_stored_under_other_secret_key_fails_step_without_c
     assert TARGET_REQUESTS == []
     for secret in (CREDENTIAL, "first-secret-key", "second-secret-key"):
         assert secret not in response.text
+
+
+async def test_undecryptable_connection_of_another_provider_does_not_fail_the_step(
+    make_settings: Callable[..., Settings], target: str
+) -> None:
+    """The run's connection is an http one the new key cannot read; a Slack step never uses
+    it, so it must not fail on it (its credentials are not even decrypted)."""
+    await _store_connection(
+        make_settings(secret_key="first-secret-key", http_allow_private=True), target
+    )
+    slack = {
+        "id": "wf_slack",
+        "name": "slack",
+        "status": "active",
+        "steps": [
+            {
+                "id": "post",
+                "type": "action",
+                "action": "slack.postMessage",
+                "config": {"webhookUrl": f"{target}/slack", "text": "hi"},
+            }
+        ],
+    }
+    settings = make_settings(secret_key="second-secret-key", http_allow_private=True)
+
+    with ThreadedServer(create_app(settings)) as second:
+        async with httpx.AsyncClient(
+            base_url=second.url, headers={"x-api-key": ADMIN_KEY}, timeout=30
+        ) as http:
+            await create_workflow(http, slack)
+            response = await http.post(
+                "/api/v1/workflows/wf_slack/run",
+                json={"connectionId": "conn_target"},
+                headers={"x-api-wait": "true"},
+            )
+
+    assert response.json()["data"]["status"] == "completed", response.text
+    assert TARGET_REQUESTS == ["POST /slack"]

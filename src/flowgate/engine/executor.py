@@ -110,8 +110,10 @@ class _RecordingConnections:
         self._inner = inner
         self._redact = redact
 
-    async def get(self, project_id: str, connection_id: str) -> ConnectionView | None:
-        found = await self._inner.get(project_id, connection_id)
+    async def get(
+        self, project_id: str, connection_id: str, *, provider: str
+    ) -> ConnectionView | None:
+        found = await self._inner.get(project_id, connection_id, provider=provider)
         if found is not None:
             self._redact.add_json(found.credentials)
         return found

@@ -128,9 +128,12 @@ class ServiceConnections:
     def __init__(self, svc: Services) -> None:
         self._svc = svc
 
-    async def get(self, project_id: str, connection_id: str) -> ConnectionView | None:
-        """None when the connection does not exist; raises StepFailure when its credentials
-        cannot be decrypted."""
+    async def get(
+        self, project_id: str, connection_id: str, *, provider: str
+    ) -> ConnectionView | None:
+        """None when the connection does not exist; raises StepFailure when the credentials of
+        a ``provider`` connection cannot be decrypted. Another type's are never decrypted: the
+        step will not use them, and must not fail on them."""
         row = await self._svc.store.get_connection(project_id, connection_id)
         if row is None:
             return None
@@ -138,7 +141,7 @@ class ServiceConnections:
             id=row["id"],
             type=row["type"],
             config=row["config"],
-            credentials=self._credentials(row),
+            credentials=self._credentials(row) if row["type"] == provider else {},
         )
 
     def _credentials(self, row: ConnectionRow) -> JSONObject:

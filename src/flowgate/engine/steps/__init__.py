@@ -55,8 +55,11 @@ class ConnectionView:
 
 
 class Connections(Protocol):
-    async def get(self, project_id: str, connection_id: str) -> ConnectionView | None:
-        """The connection, or None when it does not exist in the project."""
+    async def get(
+        self, project_id: str, connection_id: str, *, provider: str
+    ) -> ConnectionView | None:
+        """The connection, or None when it does not exist in the project. Its credentials are
+        decrypted only when it is a ``provider`` connection (otherwise they are ``{}``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,14 +115,14 @@ async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | No
     if ctx.connections is None:
         return None
     if ctx.step_connection_id is not None:
-        found = await ctx.connections.get(ctx.project_id, ctx.step_connection_id)
+        found = await ctx.connections.get(ctx.project_id, ctx.step_connection_id, provider=provider)
         if found is None:
             raise StepFailure(f"Connection {ctx.step_connection_id!r} not found")
         if found.type != provider:
             raise StepFailure(f"Connection {found.id!r} is {found.type}, not {provider}")
         return found
     if ctx.run_connection_id is not None:
-        found = await ctx.connections.get(ctx.project_id, ctx.run_connection_id)
+        found = await ctx.connections.get(ctx.project_id, ctx.run_connection_id, provider=provider)
         if found is not None and found.type == provider:
             return found
     return None
