@@ -154,7 +154,8 @@ _STATUS_STYLES = {
 def _connect(url: str | None, key: str | None) -> Iterator[Client]:
     """A client whose errors become ``error: CODE: message`` on stderr and exit code 1."""
     try:
-        with Client(url, key) as client:
+        # Runs this client starts record source "cli" (the server reads the header at /run).
+        with Client(url, key, source="cli") as client:
             yield client
     except ApiError as exc:
         _print_error(exc)
@@ -339,7 +340,7 @@ def _parse_env(pairs: list[str]) -> dict[str, str] | None:
 
 def _follow(client: Client, run_id: str) -> JSONObject:
     """Long-poll the run until it ends, showing its steps live on stderr."""
-    current = client.get_run(run_id)
+    current = client.get_run(run_id).raw
     console = Console(stderr=True, highlight=False)
     live = Live(
         _steps_table(current),
@@ -350,7 +351,7 @@ def _follow(client: Client, run_id: str) -> JSONObject:
     )
     with live:
         while current.get("status") not in TERMINAL_STATUSES:
-            current = client.get_run(run_id, wait_secs=_POLL_SECS)
+            current = client.get_run(run_id, wait_secs=_POLL_SECS).raw
             live.update(_steps_table(current), refresh=True)
     if not console.is_terminal:
         console.line()  # off a terminal, Live prints only the last frame, unterminated
@@ -440,7 +441,7 @@ def runs_show(
 ) -> None:
     """Print a run as JSON, then a table of its steps."""
     with _connect(url, key) as client:
-        found = client.get_run(run_id)
+        found = client.get_run(run_id).raw
     typer.echo(_dump(found))
     if not json_only:
         _out().print(_steps_table(found))
@@ -455,7 +456,7 @@ def runs_cancel(
     """Cancel a run that has not ended."""
     with _connect(url, key) as client:
         canceled = client.cancel_run(run_id)
-    typer.echo(f"{canceled.get('id')}\t{canceled.get('status')}")
+    typer.echo(f"{canceled.id}\t{canceled.status}")
 
 
 @keys_app.command("create")

@@ -187,7 +187,21 @@ def test_run_without_wait_prints_run_id_then_data(server: ThreadedServer) -> Non
     }
     with sdk(server) as client:
         run = client.get_run(run_id, wait_secs=5)
-    assert (run["input"], run["env"]) == ({"name": "Ada"}, {"MODE": "***"})
+    assert (run.input, run.env) == ({"name": "Ada"}, {"MODE": "***"})
+
+
+def test_run_started_by_cli_records_source_cli(server: ThreadedServer) -> None:
+    apply_examples(server)
+
+    result = cli(server, "run", "wf_hello_world", "--input", '{"name": "Ada"}')
+
+    assert result.exit_code == 0, result.output
+    run_id = result.stdout.partition("\n")[0]
+    with sdk(server) as client:
+        assert client.get_run(run_id).source == "cli"
+        listed = client.list_runs(source="cli")["data"]
+    assert isinstance(listed, list)
+    assert [item["id"] for item in listed if isinstance(item, dict)] == [run_id]
 
 
 def test_run_same_idempotency_key_returns_same_run(server: ThreadedServer) -> None:
@@ -320,7 +334,7 @@ def test_runs_cancel_finished_run_exits_1_conflict(server: ThreadedServer) -> No
     apply_examples(server)
     run_id = start(server, "wf_hello_world", {})
     with sdk(server) as client:
-        assert client.get_run(run_id, wait_secs=5)["status"] == "completed"
+        assert client.get_run(run_id, wait_secs=5).status == "completed"
 
     result = cli(server, "runs", "cancel", run_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Query
 from pydantic import ValidationError
@@ -55,6 +55,10 @@ async def start_run(
     body: Annotated[RunRequest, Body()],
     x_api_wait: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=500)] = None,
+    # Which client started the run: the SDK sends ``cli`` from the CLI. Only the sources an
+    # API caller may claim are accepted; any other value is a 400 rather than silently ``api``,
+    # so a client that sends a typo learns of it (``webhook``, ``schedule``… are the server's).
+    x_flowgate_source: Annotated[Literal["api", "cli"] | None, Header()] = None,
 ) -> Response:
     wait = wait_seconds(x_api_wait, svc.settings.max_wait_secs)
     started = await service.start_run(
@@ -67,6 +71,7 @@ async def start_run(
             connection_id=body.connection_id,
             idempotency_key=body.idempotency_key or idempotency_key or None,
             priority=body.priority,
+            source=x_flowgate_source or "api",
         ),
     )
     run = started.run
