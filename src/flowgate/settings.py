@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     )
     execute_rate_limit: int = Field(500, gt=0, description="Default execute requests per minute.")
     read_rate_limit: int = Field(6000, gt=0, description="Default read requests per minute.")
+    rate_limit_lease_secs: float = Field(
+        0.25,
+        ge=0,
+        description="PostgreSQL: each API process claims from the shared rate counters about "
+        "this many seconds of a key's recent pace at a time (0: one database round trip per "
+        "request). A process may refuse while another holds up to that much unspent.",
+    )
     data_dir: Path = Field(
         Path(".flowgate"),
         description="Local state: the generated `secret.key` (0600; the directory 0700 if "

@@ -76,3 +76,15 @@ def test_rate_limiter_key_limit_overrides_execute_default() -> None:
 
     with pytest.raises(errors.RateLimited):
         limiter.hit("a", Category.EXECUTE, 4)
+
+
+async def test_rate_limiter_acquire_without_shared_store_counts_in_memory() -> None:
+    clock = FrozenClock(datetime(2024, 1, 1, 12, 0, 15, tzinfo=UTC))
+    limiter = _limiter(clock)
+    await limiter.acquire("k", Category.EXECUTE, None)
+    limiter.hit("k", Category.EXECUTE, None)
+
+    with pytest.raises(errors.RateLimited) as caught:
+        await limiter.acquire("k", Category.EXECUTE, None)
+
+    assert caught.value.retry_after == 45

@@ -88,7 +88,7 @@ async def authenticate(
         key["last_used_at"] = now
         await svc.store.touch_key(key["id"], now=now)
     if not key["is_bootstrap"]:
-        svc.rate_limiter.hit(key["id"], category, key["rate_limit_per_minute"])
+        await svc.rate_limiter.acquire(key["id"], category, key["rate_limit_per_minute"])
     return Principal(
         key_id=key["id"],
         project_id=key["project_id"],

@@ -107,6 +107,9 @@ def build_services(
             clock=the_clock,
             execute_limit=settings.execute_rate_limit,
             read_limit=settings.read_rate_limit,
+            # One SQLite process counts exactly in memory; PostgreSQL processes share a table.
+            shared=None if store.is_sqlite else store,
+            lease_secs=settings.rate_limit_lease_secs,
         ),
         http=http,
         vault=Vault.from_settings(settings.secret_key, settings.data_dir),

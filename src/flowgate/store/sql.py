@@ -315,6 +315,39 @@ class SqlStore(abc.ABC):
             t.api_keys.update().where(t.api_keys.c.id == key_id).values(last_used_at=now)
         )
 
+    # rate limits ----------------------------------------------------------------------------
+
+    async def claim_rate(
+        self, key_id: str, category: str, *, minute: int, want: int, limit: int
+    ) -> tuple[int, int]:
+        """Grant up to ``want`` requests without the window's count passing ``limit``; returns
+        (granted, count). One upsert."""
+        rc = t.rate_counters
+        count = rc.c["count"]
+        room = limit - count
+        # Both SET expressions read the row as it was; ``granted`` tells the caller its share.
+        granted = sa.case((room >= want, want), (room <= 0, 0), else_=room)
+        first = min(want, max(limit, 0))
+        statement = self.dialect_insert(rc).values(
+            key_id=key_id, category=category, window_minute=minute, count=first, granted=first
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["key_id", "category", "window_minute"],
+            set_={"count": count + granted, "granted": granted},
+        ).returning(rc.c.granted, count)
+
+        def work(conn: Connection) -> tuple[int, int]:
+            row = conn.execute(statement).one()
+            return int(row[0]), int(row[1])
+
+        return await self.write(work)
+
+    async def prune_rate_counters(self, *, before_minute: int) -> int:
+        """Delete the counts of windows before ``before_minute``; returns how many."""
+        rc = t.rate_counters
+        statement = rc.delete().where(rc.c.window_minute < before_minute)
+        return await self.write(lambda conn: int(conn.execute(statement).rowcount))
+
     # workflows ------------------------------------------------------------------------------
 
     def _version_insert(self, row: WorkflowRow) -> sa.Executable:

@@ -199,3 +199,16 @@ idempotency_keys = sa.Table(
     _created_at(),
     sa.Column("expires_at", UTCMillis(), nullable=False),
 )
+
+# Per-key request counts per one-minute window, shared by every API process on one database
+# (service/ratelimit.py). ``count`` is what processes have claimed, used or not; ``granted`` is
+# what the last claim got, so one upsert can both grant and say how much it granted.
+rate_counters = sa.Table(
+    "rate_counters",
+    metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("category", sa.String(16), primary_key=True),
+    sa.Column("window_minute", sa.BigInteger, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("granted", sa.Integer, nullable=False),
+)

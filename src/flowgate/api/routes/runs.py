@@ -103,7 +103,9 @@ async def start_batch(
     for index, item in enumerate(body.runs):
         try:
             if index > 0:
-                svc.rate_limiter.hit(who.key_id, Category.EXECUTE, who.rate_limit_per_minute)
+                await svc.rate_limiter.acquire(
+                    who.key_id, Category.EXECUTE, who.rate_limit_per_minute
+                )
             commands.append(_batch_command(workflow_id, item))
         except errors.FlowgateError as exc:
             commands.append(exc)
