@@ -414,6 +414,7 @@ class Tenants:
     key_id: str
     key_secret: str
     connection_id: str
+    trigger_id: str
     project_b: dict[str, Any]
     b_key: str
 
@@ -429,6 +430,7 @@ class Tenants:
             "key_id": self.key_id,
             "project_id": "prj_default",
             "connection_id": self.connection_id,
+            "trigger_id": self.trigger_id,
         }
 
 
@@ -441,8 +443,10 @@ async def tenants(client: httpx.AsyncClient) -> Tenants:
         "/api/v1/connections",
         json={"name": "a-http", "type": "http", "config": {"baseUrl": "https://a.test"}},
     )
+    trigger = await client.post("/api/v1/workflows/wf_a/triggers", json={"type": "api"})
     project = await client.post("/api/v1/projects", json={"name": "B"})
     assert (run.status_code, connection.status_code, project.status_code) == (201, 201, 201)
+    assert trigger.status_code == 201, trigger.text
     b_key = await create_key(client, ["admin"], projectId=project.json()["data"]["id"])
     return Tenants(
         workflow_id=workflow["id"],
@@ -451,6 +455,7 @@ async def tenants(client: httpx.AsyncClient) -> Tenants:
         key_id=key["id"],
         key_secret=key["key"],
         connection_id=connection.json()["data"]["id"],
+        trigger_id=trigger.json()["data"]["id"],
         project_b=project.json()["data"],
         b_key=b_key["key"],
     )
@@ -597,9 +602,10 @@ WALK_BODIES: dict[str, Any] = {
     "/api/v1/workflows/{workflow_id}/run/batch": {"runs": [{"input": {"n": 1}}]},
     "/api/v1/projects/{project_id}": {"name": "taken over"},
     "/api/v1/connections/{connection_id}": {"name": "taken over"},
+    "/api/v1/workflows/{workflow_id}/triggers": {"type": "api"},
 }
-#: The routes with an id that DESIGN §3 names and that exist so far (triggers, deliveries and the
-#: run stream come later): the walk must reach at least these.
+#: The routes with an id that DESIGN §3 names and that exist so far (trigger PATCH, deliveries
+#: and the run stream come later): the walk must reach at least these.
 WALKED_AT_LEAST = {
     *(
         (method, "/api/v1/workflows/{workflow_id}" + tail)
@@ -613,6 +619,8 @@ WALKED_AT_LEAST = {
             ("GET", "/versions"),
             ("POST", "/run"),
             ("POST", "/run/batch"),
+            ("POST", "/triggers"),
+            ("GET", "/triggers"),
         ]
     ),
     ("GET", "/api/v1/runs/{run_id}"),
@@ -625,9 +633,14 @@ WALKED_AT_LEAST = {
     ("GET", "/api/v1/connections/{connection_id}"),
     ("PATCH", "/api/v1/connections/{connection_id}"),
     ("DELETE", "/api/v1/connections/{connection_id}"),
+    ("DELETE", "/api/v1/triggers/{trigger_id}"),
 }
 #: The exact message for a foreign object of each kind, where DESIGN §3 pins one.
-WALK_MESSAGES: dict[str, object] = {"workflow_id": "Workflow not found", "run_id": "Run not found"}
+WALK_MESSAGES: dict[str, object] = {
+    "workflow_id": "Workflow not found",
+    "run_id": "Run not found",
+    "trigger_id": "Trigger not found",
+}
 
 
 def _app_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, set[str]]]:
@@ -699,6 +712,7 @@ async def test_every_route_with_an_id_project_b_key_changes_nothing_of_a(
         "connection": (await client.get(f"/api/v1/connections/{tenants.connection_id}")).json(),
         "project": (await client.get("/api/v1/projects/prj_default")).json(),
         "runs": len((await client.get("/api/v1/runs")).json()["data"]),
+        "triggers": (await client.get("/api/v1/workflows/wf_a/triggers")).json(),
     }
 
     await _walk(client, server, tenants)
@@ -709,6 +723,7 @@ async def test_every_route_with_an_id_project_b_key_changes_nothing_of_a(
         "connection": (await client.get(f"/api/v1/connections/{tenants.connection_id}")).json(),
         "project": (await client.get("/api/v1/projects/prj_default")).json(),
         "runs": len((await client.get("/api/v1/runs")).json()["data"]),
+        "triggers": (await client.get("/api/v1/workflows/wf_a/triggers")).json(),
     }
     assert after == before
     assert a_key_still_works.status_code == 200, a_key_still_works.text

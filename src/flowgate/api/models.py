@@ -64,3 +64,16 @@ class ConnectionRequest(_Body):
 class ProjectPatch(_Body):
     name: StrictStr | None = Field(None, min_length=1, max_length=200)
     run_quota_per_day: StrictInt | None = Field(None, alias="runQuotaPerDay", ge=0)
+
+
+class TriggerRequest(_Body):
+    """DESIGN §3 "Shapes pinned down"; each type checks the fields it takes and refuses others."""
+
+    type: StrictStr = Field(description="The trigger type; today only `api`.")
+    name: StrictStr | None = Field(None, min_length=1, max_length=200)
+    signature_style: Any = Field(None, alias="signatureStyle")
+    signing_secret: Any = Field(None, alias="signingSecret")
+    cron: Any = None
+    timezone: Any = None
+    input: Any = None
+    catch_up: Any = Field(None, alias="catchUp")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from flowgate import clock, errors
 from flowgate.service.runs import RunDetail, StepView
+from flowgate.service.trigger_types import TriggerView
 from flowgate.store.base import (
     ConnectionRow,
     KeyRow,
@@ -177,3 +178,22 @@ def connection_out(row: ConnectionRow) -> JSONObject:
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
     }
+
+
+def trigger_out(view: TriggerView, *, created: bool = False) -> JSONObject:
+    """The signing secret appears only in the reply that created the trigger."""
+    row = view.row
+    out: JSONObject = {
+        "id": row["id"],
+        "type": row["type"],
+        "name": row["name"],
+        "workflowId": row["workflow_id"],
+        "enabled": row["enabled"],
+        "source": row["source"],
+        "url": view.url,
+        "nextRunAt": iso(row["next_run_at"]),
+        "createdAt": iso(row["created_at"]),
+    }
+    if created:
+        out["signingSecret"] = view.signing_secret
+    return out

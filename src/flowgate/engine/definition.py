@@ -19,6 +19,16 @@ from flowgate.types import JSON, JSONObject
 STEP_ID = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
 #: Only the trigger types that start runs today; ``webhook`` and ``schedule`` join when they do.
 TRIGGER_TYPES = ("api",)
+
+
+def unsupported_trigger(kind: JSON) -> str | None:
+    """Why ``kind`` cannot be a trigger's type, or None: the one message the definition check and
+    the triggers API give."""
+    if kind in TRIGGER_TYPES:
+        return None
+    return f"unsupported trigger type {kind!r}; supported: {', '.join(TRIGGER_TYPES)}"
+
+
 _TOP_LEVEL_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "description": (str, type(None)),
@@ -151,13 +161,9 @@ class DefinitionChecker:
         for index, item in enumerate(triggers):
             path: list[str | int] = ["trigger", index] if isinstance(trigger, list) else ["trigger"]
             kind = item.get("type") if isinstance(item, dict) else None
-            if kind not in TRIGGER_TYPES:
-                problems.append(
-                    Problem(
-                        [*path, "type"],
-                        f"unsupported trigger type {kind!r}; supported: {', '.join(TRIGGER_TYPES)}",
-                    )
-                )
+            message = unsupported_trigger(kind)
+            if message is not None:
+                problems.append(Problem([*path, "type"], message))
         return problems
 
     def _check_steps(self, steps: list[JSON]) -> list[Problem]:

@@ -7,9 +7,17 @@ import re
 from dataclasses import dataclass
 
 from flowgate import errors, ids
+from flowgate.service import trigger_types
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
-from flowgate.store.base import Duplicate, Page, WorkflowRow, WorkflowStatus, WorkflowVersionRow
+from flowgate.store.base import (
+    Duplicate,
+    Page,
+    TriggerRow,
+    WorkflowRow,
+    WorkflowStatus,
+    WorkflowVersionRow,
+)
 from flowgate.types import JSONObject
 
 WORKFLOW_ID = re.compile(r"\Awf_[A-Za-z0-9_-]{1,64}\Z")
@@ -51,6 +59,46 @@ async def _check(svc: Services, definition: JSONObject) -> None:
         )
 
 
+def _document_triggers(
+    svc: Services, row: WorkflowRow, previous: list[TriggerRow]
+) -> list[TriggerRow]:
+    """The rows for the document's ``trigger:`` field. One with the type and name of a previous
+    document trigger replaces it under the same id (a webhook keeps its URL and secret).
+    Raises InvalidRequest naming every problem."""
+    field = row["definition"].get("trigger")
+    items = field if isinstance(field, list) else [field] if field else []
+    unmatched = list(previous)
+    rows, problems = [], []
+    for index, item in enumerate(items):
+        spec, found = trigger_types.parse_spec(
+            item, ["trigger", index] if isinstance(field, list) else ["trigger"]
+        )
+        problems += found
+        if spec is None:
+            continue
+        same = next(
+            (p for p in unmatched if (p["type"], p["name"]) == (spec.type, spec.name)), None
+        )
+        if same is not None:
+            unmatched.remove(same)
+        view = trigger_types.build_trigger(
+            svc,
+            spec,
+            project_id=row["project_id"],
+            workflow_id=row["id"],
+            source="definition",
+            now=row["updated_at"],
+            previous=same,
+        )
+        rows.append(view.row)
+    if problems:
+        raise errors.InvalidRequest(
+            "Invalid workflow definition",
+            details=[{"path": p.path, "message": p.message} for p in problems],
+        )
+    return rows
+
+
 async def create_workflow(svc: Services, principal: Principal, cmd: WriteWorkflow) -> WorkflowRow:
     """Raises InvalidRequest listing every problem, Conflict when the id or name is taken."""
     principal.require("workflows:write")
@@ -67,8 +115,9 @@ async def create_workflow(svc: Services, principal: Principal, cmd: WriteWorkflo
         created_at=now,
         updated_at=now,
     )
+    triggers = _document_triggers(svc, row, [])
     try:
-        await svc.store.insert_workflow(row)
+        await svc.store.insert_workflow(row, triggers=triggers)
         svc.workflow_cache.clear()
     except Duplicate as exc:
         raise errors.Conflict(_taken_message(row)) from exc
@@ -111,7 +160,8 @@ async def read_workflow(svc: Services, principal: Principal, id_or_name: str) ->
 async def update_workflow(
     svc: Services, principal: Principal, id_or_name: str, cmd: WriteWorkflow
 ) -> WorkflowRow:
-    """Replace the definition; a changed definition makes a new version."""
+    """Replace the definition; a changed definition makes a new version and replaces the
+    triggers from the document (those made through the triggers API stay)."""
     principal.require("workflows:write")
     current = await get_workflow(svc, principal, id_or_name)
     definition, _, status = _split(cmd.body)
@@ -127,8 +177,13 @@ async def update_workflow(
             "updated_at": svc.clock.now(),
         }
     )
+    triggers = None
+    if changed:
+        stored = await svc.store.list_triggers(row["project_id"], row["id"])
+        previous = [t for t in stored if t["source"] == "definition"]
+        triggers = _document_triggers(svc, row, previous)
     try:
-        await svc.store.update_workflow(row, new_version=changed)
+        await svc.store.update_workflow(row, new_version=changed, triggers=triggers)
     except Duplicate as exc:
         raise errors.Conflict(_taken_message(row)) from exc
     svc.workflow_cache.clear()

@@ -36,6 +36,7 @@ from flowgate.store.base import (
     RunStatus,
     StepRunRow,
     StepStatus,
+    TriggerRow,
     WorkflowRow,
     WorkflowVersionRow,
 )
@@ -359,9 +360,31 @@ class SqlStore(abc.ABC):
             created_at=row["updated_at"],
         )
 
-    async def insert_workflow(self, row: WorkflowRow) -> None:
+    def _definition_triggers(
+        self, row: WorkflowRow, triggers: Sequence[TriggerRow]
+    ) -> list[sa.Executable]:
+        """Replace the workflow's triggers from its document; those made through the triggers
+        API stay. Kept rows come back with their ids, so delete-then-insert keeps them."""
+        g = t.triggers.c
+        statements: list[sa.Executable] = [
+            t.triggers.delete().where(
+                g.project_id == row["project_id"],
+                g.workflow_id == row["id"],
+                g.source == "definition",
+            )
+        ]
+        statements += [t.triggers.insert().values(**trigger) for trigger in triggers]
+        return statements
+
+    async def insert_workflow(
+        self, row: WorkflowRow, *, triggers: Sequence[TriggerRow] = ()
+    ) -> None:
         """Raises ``Duplicate`` when the id or the name is taken."""
-        await self._execute(t.workflows.insert().values(**row), self._version_insert(row))
+        await self._execute(
+            t.workflows.insert().values(**row),
+            self._version_insert(row),
+            *[t.triggers.insert().values(**trigger) for trigger in triggers],
+        )
 
     async def get_workflow(self, project_id: str, id_or_name: str) -> WorkflowRow | None:
         """By id, else by exact name: one statement, the id match first."""
@@ -387,19 +410,23 @@ class SqlStore(abc.ABC):
             query = query.where(after)
         return cast(list[WorkflowRow], await self._all(query))
 
-    async def update_workflow(self, row: WorkflowRow, *, new_version: bool) -> None:
-        """Raises ``Duplicate`` when the new name is taken."""
+    async def update_workflow(
+        self, row: WorkflowRow, *, new_version: bool, triggers: Sequence[TriggerRow] | None = None
+    ) -> None:
+        """Raises ``Duplicate`` when the new name is taken. ``triggers``, when given, replace
+        the workflow's triggers from its document, in the same transaction."""
         values = {k: v for k, v in row.items() if k not in ("id", "project_id", "created_at")}
         w = t.workflows.c
-        update = (
+        statements: list[sa.Executable] = [
             t.workflows.update()
             .where(w.project_id == row["project_id"], w.id == row["id"])
             .values(**values)
-        )
+        ]
         if new_version:
-            await self._execute(update, self._version_insert(row))
-        else:
-            await self._execute(update)
+            statements.append(self._version_insert(row))
+        if triggers is not None:
+            statements += self._definition_triggers(row, triggers)
+        await self._execute(*statements)
 
     async def list_workflow_versions(
         self, project_id: str, workflow_id: str
@@ -452,6 +479,31 @@ class SqlStore(abc.ABC):
         c = t.connections.c
         query = t.connections.select().where(c.project_id == project_id, c.id == connection_id)
         return cast(ConnectionRow | None, await self._one(query))
+
+    # triggers -------------------------------------------------------------------------------
+
+    async def insert_trigger(self, row: TriggerRow) -> None:
+        """Raises ``Duplicate`` when the id or the token is taken."""
+        await self._execute(t.triggers.insert().values(**row))
+
+    async def list_triggers(self, project_id: str, workflow_id: str) -> list[TriggerRow]:
+        g = t.triggers.c
+        query = (
+            t.triggers.select()
+            .where(g.project_id == project_id, g.workflow_id == workflow_id)
+            .order_by(g.created_at, g.id)
+        )
+        return cast(list[TriggerRow], await self._all(query))
+
+    async def get_trigger(self, project_id: str, trigger_id: str) -> TriggerRow | None:
+        g = t.triggers.c
+        query = t.triggers.select().where(g.project_id == project_id, g.id == trigger_id)
+        return cast(TriggerRow | None, await self._one(query))
+
+    async def delete_trigger(self, project_id: str, trigger_id: str) -> bool:
+        g = t.triggers.c
+        delete = t.triggers.delete().where(g.project_id == project_id, g.id == trigger_id)
+        return await self.write(lambda conn: conn.execute(delete).rowcount == 1)
 
     # runs -----------------------------------------------------------------------------------
 

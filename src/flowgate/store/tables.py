@@ -132,6 +132,33 @@ connections = sa.Table(
     sa.Index(None, "project_id"),
 )
 
+# Ways to start one workflow (DESIGN §2). ``source`` is ``api`` (made through the triggers API,
+# left alone by definition changes) or ``definition`` (from the document's ``trigger:`` field,
+# rewritten with it). ``token`` names a webhook's URL, so it is unique across projects;
+# ``next_run_at`` is a schedule's next due time.
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("id", sa.String(80), nullable=False),
+    sa.Column("workflow_id", sa.String(80), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("token", sa.String(64), nullable=True, unique=True),
+    sa.Column("signing_secret_encrypted", sa.Text, nullable=True),
+    _created_at(),
+    sa.Column("updated_at", UTCMillis(), nullable=False),
+    sa.Column("next_run_at", UTCMillis(), nullable=True),
+    sa.PrimaryKeyConstraint("project_id", "id"),
+    sa.ForeignKeyConstraint(
+        ["project_id", "workflow_id"], ["workflows.project_id", "workflows.id"]
+    ),
+    sa.Index(None, "project_id", "workflow_id"),
+)
+
 runs = sa.Table(
     "runs",
     metadata,

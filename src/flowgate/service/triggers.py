@@ -1,0 +1,76 @@
+"""Triggers made through the API: create, list and delete those of one workflow.
+
+The types and their checks are in ``service/trigger_types``; the triggers from a workflow's
+document are written with the workflow (``service/workflows.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowgate import errors
+from flowgate.service import trigger_types
+from flowgate.service.auth import Principal
+from flowgate.service.core import Services
+from flowgate.service.trigger_types import TriggerView
+from flowgate.service.workflows import get_workflow
+from flowgate.store.base import Duplicate, TriggerRow
+from flowgate.types import JSONObject
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteTrigger:
+    """The create body as sent (DESIGN §3 "Shapes pinned down")."""
+
+    body: JSONObject
+
+
+def view(svc: Services, row: TriggerRow) -> TriggerView:
+    return TriggerView(row=row, url=trigger_types.TRIGGER_HANDLERS[row["type"]].url(svc, row))
+
+
+async def create_trigger(
+    svc: Services, principal: Principal, workflow: str, cmd: WriteTrigger
+) -> TriggerView:
+    """Raises NotFound for an unknown or foreign workflow, InvalidRequest naming every problem."""
+    principal.require("workflows:write")
+    row = await get_workflow(svc, principal, workflow)
+    spec, problems = trigger_types.parse_spec(cmd.body)
+    if spec is None:
+        raise errors.InvalidRequest(
+            "Invalid trigger", details=[{"path": p.path, "message": p.message} for p in problems]
+        )
+    created = trigger_types.build_trigger(
+        svc,
+        spec,
+        project_id=row["project_id"],
+        workflow_id=row["id"],
+        source="api",
+        now=svc.clock.now(),
+    )
+    try:
+        await svc.store.insert_trigger(created.row)
+    except Duplicate as exc:  # a random id or token taken: as unlikely as it gets
+        raise errors.Conflict("A trigger with that id or token already exists") from exc
+    return created
+
+
+async def list_triggers(svc: Services, principal: Principal, workflow: str) -> list[TriggerView]:
+    """Raises NotFound for an unknown or foreign workflow."""
+    principal.require("workflows:read")
+    row = await get_workflow(svc, principal, workflow)
+    return [view(svc, t) for t in await svc.store.list_triggers(row["project_id"], row["id"])]
+
+
+async def delete_trigger(svc: Services, principal: Principal, trigger_id: str) -> None:
+    """Raises NotFound for unknown and foreign triggers, Conflict for one from a document."""
+    principal.require("workflows:write")
+    row = await svc.store.get_trigger(principal.project_id, trigger_id)
+    if row is None:
+        raise errors.NotFound("Trigger not found")
+    if row["source"] == "definition":
+        raise errors.Conflict(
+            "This trigger comes from the workflow's definition: remove it from its trigger field"
+        )
+    if not await svc.store.delete_trigger(principal.project_id, trigger_id):
+        raise errors.NotFound("Trigger not found")
