@@ -157,6 +157,41 @@ triggers = sa.Table(
         ["project_id", "workflow_id"], ["workflows.project_id", "workflows.id"]
     ),
     sa.Index(None, "project_id", "workflow_id"),
+    sa.Index(None, "next_run_at"),
+)
+
+#: Every request to a webhook URL, accepted or not, kept for FLOWGATE_INBOX_DAYS (the inbox).
+trigger_deliveries = sa.Table(
+    "trigger_deliveries",
+    metadata,
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", sa.String(80), nullable=False),
+    sa.Column("received_at", UTCMillis(), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("path", sa.String(2000), nullable=False),
+    sa.Column("query", JSONType, nullable=False),
+    sa.Column("headers", JSONType, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=True),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.PrimaryKeyConstraint("project_id", "id"),
+    sa.Index(None, "project_id", "trigger_id", "received_at"),
+    sa.Index(None, "received_at"),
+)
+
+#: One row per schedule trigger and due time: the unique key that makes each due time start
+#: exactly one run, whatever the number of processes.
+schedule_fires = sa.Table(
+    "schedule_fires",
+    metadata,
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", sa.String(80), nullable=False),
+    sa.Column("due_at", UTCMillis(), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    _created_at(),
+    sa.PrimaryKeyConstraint("project_id", "trigger_id", "due_at"),
 )
 
 runs = sa.Table(
