@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     poll_interval_secs: float = Field(
         2.0, gt=0, description="Safety re-scan for work when no notification arrives."
     )
+    schedule_grace_secs: float = Field(
+        60,
+        ge=0,
+        description="A schedule with `catchUp: none` still runs a due time this many seconds "
+        "late (a busy or restarting scheduler); older due times count as missed.",
+    )
     idempotency_ttl_secs: int = Field(86_400, gt=0, description="How long idempotency keys last.")
     cache_secs: float = Field(
         2.0,
@@ -86,6 +92,12 @@ class Settings(BaseSettings):
         description="PostgreSQL: each API process claims from the shared rate counters about "
         "this many seconds of a key's recent pace at a time (0: one database round trip per "
         "request). A process may refuse while another holds up to that much unspent.",
+    )
+    inbox_days: float = Field(
+        7, gt=0, description="How long deliveries to webhook URLs are kept in the inbox."
+    )
+    inbox_prune_secs: float = Field(
+        60, gt=0, description="How often deliveries older than `inbox_days` are deleted."
     )
     data_dir: Path = Field(
         Path(".flowgate"),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -415,6 +416,7 @@ class Tenants:
     key_secret: str
     connection_id: str
     trigger_id: str
+    delivery_id: str
     project_b: dict[str, Any]
     b_key: str
 
@@ -431,6 +433,7 @@ class Tenants:
             "project_id": "prj_default",
             "connection_id": self.connection_id,
             "trigger_id": self.trigger_id,
+            "delivery_id": self.delivery_id,
         }
 
 
@@ -443,10 +446,14 @@ async def tenants(client: httpx.AsyncClient) -> Tenants:
         "/api/v1/connections",
         json={"name": "a-http", "type": "http", "config": {"baseUrl": "https://a.test"}},
     )
-    trigger = await client.post("/api/v1/workflows/wf_a/triggers", json={"type": "api"})
+    trigger = await client.post("/api/v1/workflows/wf_a/triggers", json={"type": "webhook"})
+    assert trigger.status_code == 201, trigger.text
+    trigger_data = trigger.json()["data"]
+    hook = await client.post(urlsplit(trigger_data["url"]).path, json={"n": 1})
+    deliveries = await client.get(f"/api/v1/triggers/{trigger_data['id']}/deliveries")
     project = await client.post("/api/v1/projects", json={"name": "B"})
     assert (run.status_code, connection.status_code, project.status_code) == (201, 201, 201)
-    assert trigger.status_code == 201, trigger.text
+    assert hook.status_code == 202, hook.text
     b_key = await create_key(client, ["admin"], projectId=project.json()["data"]["id"])
     return Tenants(
         workflow_id=workflow["id"],
@@ -455,7 +462,8 @@ async def tenants(client: httpx.AsyncClient) -> Tenants:
         key_id=key["id"],
         key_secret=key["key"],
         connection_id=connection.json()["data"]["id"],
-        trigger_id=trigger.json()["data"]["id"],
+        trigger_id=trigger_data["id"],
+        delivery_id=deliveries.json()["data"][0]["id"],
         project_b=project.json()["data"],
         b_key=b_key["key"],
     )
@@ -603,9 +611,10 @@ WALK_BODIES: dict[str, Any] = {
     "/api/v1/projects/{project_id}": {"name": "taken over"},
     "/api/v1/connections/{connection_id}": {"name": "taken over"},
     "/api/v1/workflows/{workflow_id}/triggers": {"type": "api"},
+    "/api/v1/triggers/{trigger_id}": {"enabled": False},
 }
-#: The routes with an id that DESIGN §3 names and that exist so far (trigger PATCH, deliveries
-#: and the run stream come later): the walk must reach at least these.
+#: The routes with an id that DESIGN §3 names and that exist so far (the run stream comes
+#: later): the walk must reach at least these.
 WALKED_AT_LEAST = {
     *(
         (method, "/api/v1/workflows/{workflow_id}" + tail)
@@ -634,6 +643,9 @@ WALKED_AT_LEAST = {
     ("PATCH", "/api/v1/connections/{connection_id}"),
     ("DELETE", "/api/v1/connections/{connection_id}"),
     ("DELETE", "/api/v1/triggers/{trigger_id}"),
+    ("PATCH", "/api/v1/triggers/{trigger_id}"),
+    ("GET", "/api/v1/triggers/{trigger_id}/deliveries"),
+    ("POST", "/api/v1/triggers/{trigger_id}/deliveries/{delivery_id}/replay"),
 }
 #: The exact message for a foreign object of each kind, where DESIGN §3 pins one.
 WALK_MESSAGES: dict[str, object] = {
@@ -661,6 +673,8 @@ def _routes_with_ids(server: ThreadedServer) -> list[tuple[str, str, list[str]]]
     assert isinstance(app, Starlette)
     found = []
     for path, methods in _app_routes(app.routes):
+        if not path.startswith("/api/"):
+            continue  # /hooks/{token} takes no key: the token is the credential
         params = PATH_PARAM.findall(path)
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
             if params:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flowgate.engine.definition import TRIGGER_TYPES
 from tests.integration.conftest import create_workflow, simple_workflow
 
 TOO_LARGE = "Document too large or too deep"
@@ -111,8 +112,8 @@ async def test_create_connection_with_trailing_newline_is_400(
 
 @pytest.mark.parametrize(
     "trigger",
-    [{"type": "schedule", "cron": "0 * * * *"}, {"type": "webhook"}],
-    ids=["schedule", "webhook"],
+    [{"type": "email"}],
+    ids=["unknown"],
 )
 async def test_create_workflow_unsupported_trigger_is_400(
     client: httpx.AsyncClient, trigger: dict[str, Any]
@@ -125,7 +126,8 @@ async def test_create_workflow_unsupported_trigger_is_400(
         "details": [
             {
                 "path": ["trigger", "type"],
-                "message": f"unsupported trigger type {trigger['type']!r}; supported: api",
+                "message": f"unsupported trigger type {trigger['type']!r}; supported: "
+                + ", ".join(TRIGGER_TYPES),
             }
         ],
     }

@@ -11,7 +11,16 @@ from flowgate import __version__
 from flowgate.api.errors import install_error_handlers
 from flowgate.api.middleware import RequestMiddleware
 from flowgate.api.responses import JSONResponse
-from flowgate.api.routes import connections, health, keys, projects, runs, triggers, workflows
+from flowgate.api.routes import (
+    connections,
+    health,
+    hooks,
+    keys,
+    projects,
+    runs,
+    triggers,
+    workflows,
+)
 from flowgate.service.core import Services, build_services, running
 from flowgate.settings import Settings
 
@@ -34,7 +43,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     install_error_handlers(app)
-    for module in (health, workflows, triggers, runs, keys, projects, connections):
+    for module in (health, workflows, triggers, hooks, runs, keys, projects, connections):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 class _Body(BaseModel):
@@ -77,3 +77,16 @@ class TriggerRequest(_Body):
     timezone: Any = None
     input: Any = None
     catch_up: Any = Field(None, alias="catchUp")
+
+
+class TriggerPatch(_Body):
+    """``PATCH /api/v1/triggers/{id}``: the fields sent replace the stored ones."""
+
+    name: StrictStr | None = Field(None, min_length=1, max_length=200)
+    signature_style: Any = Field(None, alias="signatureStyle")
+    signing_secret: Any = Field(None, alias="signingSecret")
+    cron: Any = None
+    timezone: Any = None
+    input: Any = None
+    catch_up: Any = Field(None, alias="catchUp")
+    enabled: StrictBool | None = None

@@ -11,6 +11,7 @@ from flowgate.service.runs import RunDetail, StepView
 from flowgate.service.trigger_types import TriggerView
 from flowgate.store.base import (
     ConnectionRow,
+    DeliveryRow,
     KeyRow,
     ProjectRow,
     RunRow,
@@ -197,3 +198,20 @@ def trigger_out(view: TriggerView, *, created: bool = False) -> JSONObject:
     if created:
         out["signingSecret"] = view.signing_secret
     return out
+
+
+def delivery_out(row: DeliveryRow) -> JSONObject:
+    """An inbox entry: headers as masked when stored; the body as text (bytes that are not
+    UTF-8 shown as U+FFFD)."""
+    body = row["body"]
+    return {
+        "id": row["id"],
+        "receivedAt": iso(row["received_at"]),
+        "method": row["method"],
+        "path": row["path"],
+        "headers": row["headers"],
+        "body": None if body is None else body.decode(errors="replace"),
+        "verdict": row["verdict"],
+        "reason": row["reason"],
+        "runId": row["run_id"],
+    }

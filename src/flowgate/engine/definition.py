@@ -18,7 +18,7 @@ from flowgate.types import JSON, JSONObject
 
 STEP_ID = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
 #: Only the trigger types that start runs today; ``webhook`` and ``schedule`` join when they do.
-TRIGGER_TYPES = ("api",)
+TRIGGER_TYPES = ("api", "webhook", "schedule")
 
 
 def unsupported_trigger(kind: JSON) -> str | None:

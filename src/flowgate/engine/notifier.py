@@ -19,6 +19,12 @@ class Notifier(Protocol):
     def on_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (cheap, non-blocking) whenever work may be available."""
 
+    def schedules_changed(self) -> None:
+        """A schedule trigger was written in this process: its scheduler looks again."""
+
+    def on_schedules(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (cheap, non-blocking) whenever schedules may have changed."""
+
     def run_finished(self, run_id: str) -> None:
         """A run reached a terminal status: wake whoever waits on it."""
 
@@ -57,6 +63,7 @@ class InProcessNotifier:
 
     def __init__(self) -> None:
         self._work_callbacks: list[Callable[[], None]] = []
+        self._schedule_callbacks: list[Callable[[], None]] = []
         self._watches: dict[str, set[RunWatch]] = defaultdict(set)
 
     def work_available(self) -> None:
@@ -66,12 +73,20 @@ class InProcessNotifier:
     def on_work(self, callback: Callable[[], None]) -> None:
         self._work_callbacks.append(callback)
 
+    def schedules_changed(self) -> None:
+        for callback in self._schedule_callbacks:
+            callback()
+
+    def on_schedules(self, callback: Callable[[], None]) -> None:
+        self._schedule_callbacks.append(callback)
+
     def run_finished(self, run_id: str) -> None:
         for watch in self._watches.get(run_id, ()):
             watch.event.set()
 
     def wake_everything(self) -> None:
         self.work_available()
+        self.schedules_changed()
         for watchers in self._watches.values():
             for watch in watchers:
                 watch.event.set()

@@ -171,6 +171,18 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
                 name="queue-keeper",
             )
         )
+        # Schedules fire where runs are executed; several schedulers on one database start
+        # one run per due time (service/scheduler.py).
+        from flowgate.service.scheduler import Scheduler
+
+        tasks.append(asyncio.create_task(Scheduler(svc).run(), name="scheduler"))
+    from flowgate.service.webhooks import prune_inbox
+
+    tasks.append(
+        asyncio.create_task(
+            prune_inbox(svc, every=svc.settings.inbox_prune_secs), name="inbox-pruner"
+        )
+    )
     try:
         yield svc
     finally:

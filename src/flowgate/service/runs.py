@@ -25,6 +25,7 @@ from flowgate.store.base import (
     RunQuota,
     RunRow,
     RunStatus,
+    ScheduleFire,
     StepRunRow,
     StepStatus,
     WorkflowRow,
@@ -50,6 +51,8 @@ class StartRun:
     priority: int = 0
     source: str = "api"
     parent_run_id: str | None = None
+    #: A schedule's due time: one run per due time, whoever asks (store: ``schedule_fires``).
+    fire: ScheduleFire | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,8 +212,10 @@ def _with_promotion(inserted: InsertedRun, promoted: frozenset[str]) -> Inserted
 
 
 def _outcome(inserted: InsertedRun, new: NewRun) -> StartResult:
-    if not inserted.replayed or new.idempotency is None:
+    if not inserted.replayed:
         return StartedRun(run=inserted.run)
+    if new.idempotency is None:  # a schedule's due time that already has its run
+        return StartedRun(run=inserted.run, replayed=True)
     try:
         return _replay(inserted.run, stored=inserted.stored_input, sent=new.idempotency.input)
     except errors.FlowgateError as exc:
@@ -285,7 +290,7 @@ def _new_run(
     if cmd.idempotency_key is not None:
         ttl = timedelta(seconds=svc.settings.idempotency_ttl_secs)
         claim = IdempotencyClaim(key=cmd.idempotency_key, input=sent_input, expires_at=now + ttl)
-    return NewRun(row=run, idempotency=claim)
+    return NewRun(row=run, idempotency=claim, fire=cmd.fire)
 
 
 def _concurrency_key(

@@ -52,6 +52,7 @@ async def create_trigger(
         await svc.store.insert_trigger(created.row)
     except Duplicate as exc:  # a random id or token taken: as unlikely as it gets
         raise errors.Conflict("A trigger with that id or token already exists") from exc
+    svc.notifier.schedules_changed()  # a schedule trigger may be due sooner than others
     return created
 
 
@@ -74,3 +75,49 @@ async def delete_trigger(svc: Services, principal: Principal, trigger_id: str) -
         )
     if not await svc.store.delete_trigger(principal.project_id, trigger_id):
         raise errors.NotFound("Trigger not found")
+
+
+async def update_trigger(
+    svc: Services, principal: Principal, trigger_id: str, cmd: WriteTrigger
+) -> TriggerView:
+    """``PATCH``: the fields sent replace the stored ones (``null`` removes one); a new style
+    without a secret gets a new generated one, shown in this reply only. A trigger from the
+    document takes only ``enabled`` and ``signingSecret`` (the rest is its document's).
+
+    Raises NotFound, InvalidRequest naming every problem, Conflict."""
+    principal.require("workflows:write")
+    row = await svc.store.get_trigger(principal.project_id, trigger_id)
+    if row is None:
+        raise errors.NotFound("Trigger not found")
+    changes = dict(cmd.body)
+    enabled = changes.pop("enabled", None)
+    if row["source"] == "definition" and set(changes) - {"signingSecret"}:
+        raise errors.Conflict(
+            "This trigger comes from the workflow's definition: change its trigger field"
+        )
+    item: JSONObject = {"type": row["type"], "name": row["name"], **row["config"]}
+    item.update(changes)
+    spec, problems = trigger_types.parse_spec({k: v for k, v in item.items() if v is not None})
+    if spec is None:
+        raise errors.InvalidRequest(
+            "Invalid trigger", details=[{"path": p.path, "message": p.message} for p in problems]
+        )
+    previous = dict(row)
+    if "signingSecret" not in changes and spec.config.get("signatureStyle") != row["config"].get(
+        "signatureStyle"
+    ):
+        previous["signing_secret_encrypted"] = None  # another style wants another secret
+    updated = trigger_types.build_trigger(
+        svc,
+        spec,
+        project_id=row["project_id"],
+        workflow_id=row["workflow_id"],
+        source=row["source"],
+        now=row["created_at"],
+        previous=TriggerRow(**previous),  # type: ignore[typeddict-item]
+    )
+    updated.row["updated_at"] = svc.clock.now()
+    if isinstance(enabled, bool):
+        updated.row["enabled"] = enabled
+    await svc.store.update_trigger(updated.row)
+    return updated

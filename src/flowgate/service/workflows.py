@@ -119,6 +119,7 @@ async def create_workflow(svc: Services, principal: Principal, cmd: WriteWorkflo
     try:
         await svc.store.insert_workflow(row, triggers=triggers)
         svc.workflow_cache.clear()
+        svc.notifier.schedules_changed()  # a schedule trigger may be due sooner than others
     except Duplicate as exc:
         raise errors.Conflict(_taken_message(row)) from exc
     return row
@@ -187,6 +188,8 @@ async def update_workflow(
     except Duplicate as exc:
         raise errors.Conflict(_taken_message(row)) from exc
     svc.workflow_cache.clear()
+    if triggers is not None:
+        svc.notifier.schedules_changed()
     return row
 
 

@@ -98,6 +98,26 @@ class TriggerRow(TypedDict):
     next_run_at: datetime | None
 
 
+class DeliveryRow(TypedDict):
+    """One request to a webhook URL (the inbox); ``headers`` are masked, ``body`` is raw."""
+
+    project_id: str
+    id: str
+    trigger_id: str
+    received_at: datetime
+    method: str
+    path: str
+    query: JSONObject
+    headers: JSONObject
+    body: bytes | None
+    #: ``accepted`` or ``rejected``.
+    verdict: str
+    reason: str | None
+    run_id: str | None
+    signature_headers: JSONObject | None
+    replay_key: str | None
+
+
 class RunRow(TypedDict):
     id: str
     project_id: str
@@ -151,8 +171,19 @@ class IdempotencyClaim:
 class NewRun:
     row: RunRow
     idempotency: IdempotencyClaim | None = None
+    #: A schedule's due time this run is for: inserted with the run, and a due time already
+    #: taken answers with its run, like an idempotency key.
+    fire: ScheduleFire | None = None
     #: Step outcomes the run starts with (a rerun reuses its original's finished steps).
     steps: Sequence[StepRunRow] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleFire:
+    """One due time of one schedule trigger (``schedule_fires``' key with the run's project)."""
+
+    trigger_id: str
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,6 +317,25 @@ class Store(Protocol):
     async def list_triggers(self, project_id: str, workflow_id: str) -> list[TriggerRow]: ...
     async def get_trigger(self, project_id: str, trigger_id: str) -> TriggerRow | None: ...
     async def delete_trigger(self, project_id: str, trigger_id: str) -> bool: ...
+    async def get_trigger_by_token(self, token: str) -> TriggerRow | None: ...
+    async def update_trigger(self, row: TriggerRow) -> None: ...
+    async def insert_delivery(self, row: DeliveryRow) -> None: ...
+    async def finish_delivery(
+        self, project_id: str, delivery_id: str, *, reason: str | None, run_id: str | None
+    ) -> None: ...
+    async def get_delivery(
+        self, project_id: str, trigger_id: str, delivery_id: str
+    ) -> DeliveryRow | None: ...
+    async def list_deliveries(
+        self, project_id: str, trigger_id: str, page: Page
+    ) -> list[DeliveryRow]: ...
+    async def prune_deliveries(self, *, before: datetime, limit: int) -> int: ...
+
+    async def next_schedule_at(self) -> datetime | None: ...
+    async def due_schedules(self, *, now: datetime, limit: int) -> list[TriggerRow]: ...
+    async def advance_schedule(
+        self, project_id: str, trigger_id: str, *, due: datetime, next_run_at: datetime | None
+    ) -> bool: ...
 
     async def insert_runs(
         self, runs: Sequence[NewRun], *, quota: RunQuota | None = None

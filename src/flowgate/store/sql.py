@@ -23,6 +23,7 @@ from flowgate.store.base import (
     TERMINAL_RUN_STATUSES,
     CanceledRun,
     ConnectionRow,
+    DeliveryRow,
     InsertedRun,
     KeyRow,
     Lease,
@@ -505,6 +506,114 @@ class SqlStore(abc.ABC):
         delete = t.triggers.delete().where(g.project_id == project_id, g.id == trigger_id)
         return await self.write(lambda conn: conn.execute(delete).rowcount == 1)
 
+    async def get_trigger_by_token(self, token: str) -> TriggerRow | None:
+        """Any project's: a webhook URL's token is its only credential."""
+        query = t.triggers.select().where(t.triggers.c.token == token)
+        return cast(TriggerRow | None, await self._one(query))
+
+    async def update_trigger(self, row: TriggerRow) -> None:
+        g = t.triggers.c
+        values = {k: v for k, v in row.items() if k not in ("id", "project_id", "created_at")}
+        await self._execute(
+            t.triggers.update()
+            .where(g.project_id == row["project_id"], g.id == row["id"])
+            .values(**values)
+        )
+
+    # webhook inbox --------------------------------------------------------------------------
+
+    async def insert_delivery(self, row: DeliveryRow) -> None:
+        """Raises ``Duplicate`` when its ``replay_key`` was seen for this trigger (a replay)."""
+        await self._execute(t.trigger_deliveries.insert().values(**row))
+
+    async def finish_delivery(
+        self, project_id: str, delivery_id: str, *, reason: str | None, run_id: str | None
+    ) -> None:
+        """Record the run an accepted delivery started, or why none started (the delivery is
+        then ``rejected`` and gives up its replay key, so the sender's retry is not a replay)."""
+        d = t.trigger_deliveries.c
+        values: dict[str, object] = {"run_id": run_id}
+        if run_id is None:
+            values |= {"verdict": "rejected", "reason": reason, "replay_key": None}
+        await self._execute(
+            t.trigger_deliveries.update()
+            .where(d.project_id == project_id, d.id == delivery_id)
+            .values(**values)
+        )
+
+    async def get_delivery(
+        self, project_id: str, trigger_id: str, delivery_id: str
+    ) -> DeliveryRow | None:
+        d = t.trigger_deliveries.c
+        query = t.trigger_deliveries.select().where(
+            d.project_id == project_id, d.trigger_id == trigger_id, d.id == delivery_id
+        )
+        return cast(DeliveryRow | None, await self._one(query))
+
+    async def list_deliveries(
+        self, project_id: str, trigger_id: str, page: Page
+    ) -> list[DeliveryRow]:
+        """Newest first, keyset on (received_at, id)."""
+        d = t.trigger_deliveries.c
+        query = (
+            t.trigger_deliveries.select()
+            .where(d.project_id == project_id, d.trigger_id == trigger_id)
+            .order_by(d.received_at.desc(), d.id.desc())
+            .limit(page.limit)
+        )
+        if page.after is not None:
+            received, last_id = page.after
+            query = query.where(
+                sa.or_(d.received_at < received, sa.and_(d.received_at == received, d.id < last_id))
+            )
+        return cast(list[DeliveryRow], await self._all(query))
+
+    async def prune_deliveries(self, *, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` deliveries received before ``before``; returns how many."""
+        d = t.trigger_deliveries.c
+        oldest = (
+            sa.select(d.project_id, d.id)
+            .where(d.received_at < before)
+            .order_by(d.received_at)
+            .limit(limit)
+        )
+        delete = t.trigger_deliveries.delete().where(sa.tuple_(d.project_id, d.id).in_(oldest))
+        return await self.write(lambda conn: int(conn.execute(delete).rowcount))
+
+    # schedules ------------------------------------------------------------------------------
+
+    async def next_schedule_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` of any schedule (one read of the index)."""
+        g = t.triggers.c
+        found = await self.read(
+            lambda conn: conn.execute(sa.select(sa.func.min(g.next_run_at))).scalar_one()
+        )
+        return cast("datetime | None", found)
+
+    async def due_schedules(self, *, now: datetime, limit: int) -> list[TriggerRow]:
+        """Schedule triggers whose ``next_run_at`` has come, earliest first."""
+        g = t.triggers.c
+        query = (
+            t.triggers.select()
+            .where(g.next_run_at <= now)
+            .order_by(g.next_run_at, g.project_id, g.id)
+            .limit(limit)
+        )
+        return cast(list[TriggerRow], await self._all(query))
+
+    async def advance_schedule(
+        self, project_id: str, trigger_id: str, *, due: datetime, next_run_at: datetime | None
+    ) -> bool:
+        """Move ``next_run_at`` from ``due`` on; False if another process (or a change of the
+        trigger) moved it first."""
+        g = t.triggers.c
+        update = (
+            t.triggers.update()
+            .where(g.project_id == project_id, g.id == trigger_id, g.next_run_at == due)
+            .values(next_run_at=next_run_at)
+        )
+        return await self.write(lambda conn: conn.execute(update).rowcount == 1)
+
     # runs -----------------------------------------------------------------------------------
 
     def announce(  # noqa: B027 - a deliberate no-op on SQLite (see the class docstring)
@@ -559,11 +668,49 @@ class SqlStore(abc.ABC):
         ).scalar_one()
         return max(quota.limit - int(used), 0)
 
+    def _fire_taken(self, conn: Connection, new: NewRun) -> InsertedRun | None:
+        """Claim ``new``'s due time; if another run has it, that run. The primary key on
+        (project, trigger, due time) is what makes a due time start one run, whatever the
+        number of schedulers: the losers' inserts do nothing (PostgreSQL waits for the
+        winner's commit, so they see its run)."""
+        assert new.fire is not None  # noqa: S101 - only called for schedule runs
+        run = new.row
+        inserted = conn.execute(
+            self.insert_ignore(t.schedule_fires),
+            {
+                "project_id": run["project_id"],
+                "trigger_id": new.fire.trigger_id,
+                "due_at": new.fire.due_at,
+                "run_id": run["id"],
+                "created_at": run["created_at"],
+            },
+        )
+        return None if inserted.rowcount == 1 else self._fire_run(conn, new)
+
+    def _fire_run(self, conn: Connection, new: NewRun) -> InsertedRun | None:
+        """The run that already has ``new``'s due time, if any."""
+        if new.fire is None:
+            return None
+        f, r = t.schedule_fires.c, t.runs.c
+        found = _first(
+            conn,
+            t.runs.select()
+            .join(t.schedule_fires, r.id == f.run_id)
+            .where(
+                f.project_id == new.row["project_id"],
+                f.trigger_id == new.fire.trigger_id,
+                f.due_at == new.fire.due_at,
+            ),
+        )
+        if found is None:
+            return None
+        return InsertedRun(run=found, replayed=True, stored_input=found["input"])
+
     def _replay_of(self, conn: Connection, new: NewRun) -> InsertedRun | None:
         """The run ``new``'s unexpired idempotency key points to, if any."""
         claim, run = new.idempotency, new.row
         if claim is None:
-            return None
+            return self._fire_run(conn, new)
         key = {"project_id": run["project_id"], "workflow_id": run["workflow_id"], "key": claim.key}
         conn.execute(_DELETE_EXPIRED_KEY, {**key, "now": run["created_at"]})
         existing = conn.execute(_IDEMPOTENCY_RUN, key).first()
@@ -577,6 +724,10 @@ class SqlStore(abc.ABC):
         than the insert itself."""
         claim = new.idempotency
         run = new.row
+        if new.fire is not None:
+            taken = self._fire_taken(conn, new)
+            if taken is not None:
+                return taken
         if claim is not None:
             key = {
                 "project_id": run["project_id"],

@@ -176,9 +176,16 @@ trigger_deliveries = sa.Table(
     sa.Column("verdict", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True),
+    #: The signature headers as received (an HMAC does not reveal its key), kept apart from the
+    #: masked ``headers`` so that a delivery can be checked again after its secret is fixed.
+    sa.Column("signature_headers", JSONType, nullable=True),
+    #: Set on an accepted timestamped delivery (Stripe's timestamp and signature, Standard
+    #: Webhooks' ``webhook-id``): the unique index refuses the same one twice (a replay).
+    sa.Column("replay_key", sa.String(300), nullable=True),
     sa.PrimaryKeyConstraint("project_id", "id"),
     sa.Index(None, "project_id", "trigger_id", "received_at"),
     sa.Index(None, "received_at"),
+    sa.Index(None, "project_id", "trigger_id", "replay_key", unique=True),
 )
 
 #: One row per schedule trigger and due time: the unique key that makes each due time start

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from flowgate.api import views
-from flowgate.api.deps import PrincipalDep, ServicesDep
-from flowgate.api.models import TriggerRequest
-from flowgate.api.responses import ok
+from flowgate.api.body import parse_json
+from flowgate.api.deps import ExecutingPrincipalDep, PrincipalDep, ServicesDep
+from flowgate.api.models import TriggerPatch, TriggerRequest
+from flowgate.api.responses import ok, page
 from flowgate.service import triggers as service
+from flowgate.service import webhooks
+from flowgate.store.base import Page
+from flowgate.types import JSON
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"])
 
@@ -37,3 +41,45 @@ async def list_triggers(workflow_id: str, svc: ServicesDep, who: PrincipalDep) -
 async def delete_trigger(trigger_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
     await service.delete_trigger(svc, who, trigger_id)
     return ok({"id": trigger_id, "deleted": True})
+
+
+@router.patch("/triggers/{trigger_id}", summary="Change a trigger (secret, style, enabled, …)")
+async def update_trigger(
+    trigger_id: str, body: Annotated[TriggerPatch, Body()], svc: ServicesDep, who: PrincipalDep
+) -> Response:
+    cmd = service.WriteTrigger(body=body.model_dump(by_alias=True, exclude_unset=True))
+    updated = await service.update_trigger(svc, who, trigger_id, cmd)
+    return ok(views.trigger_out(updated, created=updated.signing_secret is not None))
+
+
+@router.get("/triggers/{trigger_id}/deliveries", summary="A webhook trigger's inbox")
+async def list_deliveries(
+    trigger_id: str,
+    svc: ServicesDep,
+    who: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Response:
+    after = views.decode_cursor(cursor)
+    rows = await webhooks.list_deliveries(svc, who, trigger_id, Page(limit=limit + 1, after=after))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = views.encode_cursor(last["received_at"], last["id"])
+    items: list[JSON] = [views.delivery_out(r) for r in rows[:limit]]
+    return page(items, has_more=next_cursor is not None, next_cursor=next_cursor)
+
+
+@router.post(
+    "/triggers/{trigger_id}/deliveries/{delivery_id}/replay",
+    status_code=201,
+    summary="Re-drive a stored delivery through the signature check and start a run",
+)
+async def replay_delivery(
+    trigger_id: str, delivery_id: str, svc: ServicesDep, who: ExecutingPrincipalDep
+) -> Response:
+    result = await webhooks.replay_delivery(
+        svc, who, trigger_id, delivery_id, parse_json=parse_json
+    )
+    run = result.started.run
+    return ok(views.started_run(run), status_code=201, headers={"X-Run-Id": run["id"]})

@@ -26,7 +26,7 @@ from flowgate.types import JSON, JSONObject
 #: Fields of the create body beside ``type`` and ``name``; a type takes those in its ``fields``
 #: and refuses the others, so a ``cron`` on an ``api`` trigger is a 400, not silently dropped.
 SPEC_FIELDS = ("signatureStyle", "signingSecret", "cron", "timezone", "input", "catchUp")
-_MODULES = ("api",)
+_MODULES = ("api", "webhook", "schedule")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,7 +35,15 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("run_id", sa.String(64), nullable=True),
+        sa.Column("signature_headers", JSON_TYPE, nullable=True),
+        sa.Column("replay_key", sa.String(300), nullable=True),
         sa.PrimaryKeyConstraint("project_id", "id", name="pk_trigger_deliveries"),
+    )
+    op.create_index(
+        "ix_trigger_deliveries_project_id_trigger_id_replay_key",
+        "trigger_deliveries",
+        ["project_id", "trigger_id", "replay_key"],
+        unique=True,
     )
     op.create_index(
         "ix_trigger_deliveries_project_id_trigger_id_received_at",
@@ -58,6 +66,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_triggers_next_run_at", table_name="triggers")
     op.drop_table("schedule_fires")
+    op.drop_index(
+        "ix_trigger_deliveries_project_id_trigger_id_replay_key", table_name="trigger_deliveries"
+    )
     op.drop_index("ix_trigger_deliveries_received_at", table_name="trigger_deliveries")
     op.drop_index(
         "ix_trigger_deliveries_project_id_trigger_id_received_at", table_name="trigger_deliveries"

@@ -1,0 +1,304 @@
+"""Native webhooks (``/hooks/{token}``) and their inbox (DESIGN §4, §11).
+
+Every delivery to a known token is stored, accepted or rejected, with its secret-bearing
+headers masked. An accepted one starts its run through the one ``start_run`` path, as the
+trigger's project (so quota and concurrency apply); an inbox replay goes the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl
+
+from flowgate import errors, ids
+from flowgate.service import signatures
+from flowgate.service.auth import Principal
+from flowgate.service.core import Services
+from flowgate.service.runs import StartedRun, StartRun, start_run
+from flowgate.store.base import DeliveryRow, Duplicate, Page, TriggerRow
+from flowgate.types import JSON, JSONObject
+from flowgate.vault import VaultError
+
+log = logging.getLogger(__name__)
+
+#: Removed from a run's input and shown as ``***`` in the inbox.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-hub-signature"}
+    | set(signatures.SIGNATURE_HEADERS.values())
+)
+MASK = "***"
+_THREAD_JSON_BYTES = 64 * 1024
+JsonParser = Callable[[bytes], JSON]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """A request to ``/hooks/{token}`` as received: header names lower-case, in order."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookStarted:
+    started: StartedRun
+    #: The trigger's project, as whom the run was started (to wait for it).
+    principal: Principal
+
+
+async def receive(
+    svc: Services, token: str, arrival: Arrival, *, parse_json: JsonParser
+) -> HookStarted:
+    """Check, record and start. Raises NotFound (unknown token), Unauthorized (signature
+    missing, wrong, stale or replayed), InvalidStatus (trigger disabled, workflow not
+    active), UnsupportedMediaType, InvalidRequest and whatever ``start_run`` raises."""
+    trigger = await svc.store.get_trigger_by_token(token)
+    if trigger is None or trigger["type"] != "webhook":
+        raise errors.NotFound("Webhook not found")
+    now = svc.clock.now()
+    return await _drive(svc, trigger, arrival, now, check_at=now, live=True, parse=parse_json)
+
+
+async def replay_delivery(
+    svc: Services,
+    principal: Principal,
+    trigger_id: str,
+    delivery_id: str,
+    *,
+    parse_json: JsonParser,
+) -> HookStarted:
+    """Re-drive a stored delivery with the trigger's current secret; its signature is checked
+    as of the time it was first received. Raises NotFound, and as ``receive``, except that a
+    signature problem is InvalidRequest (the caller's key is fine)."""
+    principal.require("runs:write")
+    trigger = await _trigger(svc, principal, trigger_id)
+    row = await svc.store.get_delivery(principal.project_id, trigger_id, delivery_id)
+    if row is None:
+        raise errors.NotFound("Delivery not found")
+    headers = {**row["headers"], **(row["signature_headers"] or {})}
+    arrival = Arrival(
+        method=row["method"],
+        path=row["path"],
+        query_string=str(row["query"].get("raw", "")),
+        headers=[(k, str(v)) for k, v in headers.items()],
+        body=row["body"] or b"",
+    )
+    try:
+        return await _drive(
+            svc,
+            trigger,
+            arrival,
+            svc.clock.now(),
+            check_at=row["received_at"],
+            live=False,
+            parse=parse_json,
+            replay_of=row["id"],
+        )
+    except errors.Unauthorized as exc:
+        raise errors.InvalidRequest(f"The delivery was refused again: {exc.message}") from exc
+
+
+async def _drive(
+    svc: Services,
+    trigger: TriggerRow,
+    arrival: Arrival,
+    now: datetime,
+    *,
+    check_at: datetime,
+    live: bool,
+    parse: JsonParser,
+    replay_of: str | None = None,
+) -> HookStarted:
+    row = _delivery_row(trigger, arrival, now)
+    try:
+        run_input = await _run_input(arrival, parse)
+        replay_key = _check_signature(svc, trigger, arrival, check_at)
+    except errors.FlowgateError as exc:
+        await svc.store.insert_delivery({**row, "verdict": "rejected", "reason": exc.message})
+        raise
+    # An operator's replay from the inbox is deliberate; only a sender's repeat is a replay.
+    row["replay_key"] = replay_key if live else None
+    row["reason"] = None if replay_of is None else f"replay of {replay_of}"
+    try:
+        await svc.store.insert_delivery(row)
+    except Duplicate as exc:
+        reason = "Replayed signature: this delivery was already accepted"
+        await svc.store.insert_delivery(
+            {**row, "replay_key": None, "verdict": "rejected", "reason": reason}
+        )
+        raise errors.Unauthorized(reason) from exc
+    try:
+        result = await _start(svc, trigger, run_input)
+    except errors.FlowgateError as exc:
+        await svc.store.finish_delivery(
+            trigger["project_id"], row["id"], reason=exc.message, run_id=None
+        )
+        raise
+    await svc.store.finish_delivery(
+        trigger["project_id"], row["id"], reason=None, run_id=result.started.run["id"]
+    )
+    return result
+
+
+def _delivery_row(trigger: TriggerRow, arrival: Arrival, now: datetime) -> DeliveryRow:
+    headers: JSONObject = {}
+    kept: JSONObject = {}
+    for name, value in arrival.headers:
+        if name in SECRET_HEADERS:
+            headers[name] = MASK
+            if name in signatures.SIGNATURE_HEADERS.values():
+                kept[name] = value
+        else:
+            headers[name] = _joined(headers.get(name), value)
+    return DeliveryRow(
+        project_id=trigger["project_id"],
+        id=ids.new_id("dlv"),
+        trigger_id=trigger["id"],
+        received_at=now,
+        method=arrival.method,
+        path=arrival.path,
+        query={"raw": arrival.query_string},
+        headers=headers,
+        body=arrival.body,
+        verdict="accepted",
+        reason=None,
+        run_id=None,
+        signature_headers=kept or None,
+        replay_key=None,
+    )
+
+
+def _joined(before: JSON, value: str) -> str:
+    return value if before is None else f"{before}, {value}"
+
+
+def _check_signature(
+    svc: Services, trigger: TriggerRow, arrival: Arrival, now: datetime
+) -> str | None:
+    style = trigger["config"].get("signatureStyle")
+    encrypted = trigger["signing_secret_encrypted"]
+    if style is None or encrypted is None:
+        return None
+    try:
+        secret = str(svc.vault.decrypt(encrypted))
+    except VaultError as exc:
+        raise errors.ConfigurationError("Cannot read the trigger's signing secret") from exc
+    headers = {name: value for name, value in arrival.headers}
+    try:
+        return signatures.verify(str(style), secret, arrival.body, headers, now=now)
+    except signatures.SignatureError as exc:
+        raise errors.Unauthorized(str(exc)) from exc
+
+
+async def _run_input(arrival: Arrival, parse: JsonParser) -> JSONObject:
+    """``{body, query, headers, method}``: JSON and forms parsed, other text as a string."""
+    headers: JSONObject = {}
+    for name, value in arrival.headers:
+        if name not in SECRET_HEADERS:
+            headers[name] = _joined(headers.get(name), value)
+    content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    return {
+        "body": await _body(arrival.body, content_type, parse),
+        "query": _pairs(parse_qsl(arrival.query_string, keep_blank_values=True)),
+        "headers": headers,
+        "method": arrival.method,
+    }
+
+
+async def _body(raw: bytes, content_type: str, parse: JsonParser) -> JSON:
+    if not raw:
+        return None
+    if content_type.startswith("multipart/"):
+        raise errors.UnsupportedMediaType("Multipart bodies are not accepted on webhooks yet")
+    if content_type == "application/json" or content_type.endswith("+json"):
+        if len(raw) > _THREAD_JSON_BYTES:
+            return await asyncio.to_thread(parse, raw)
+        return parse(raw)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise errors.UnsupportedMediaType(
+            "The body is neither JSON, a form nor UTF-8 text"
+        ) from exc
+    if "\x00" in text:  # PostgreSQL can store no NUL in a run's input
+        raise errors.InvalidRequest("The body must not contain NUL characters")
+    if content_type == "application/x-www-form-urlencoded":
+        return _pairs(parse_qsl(text, keep_blank_values=True))
+    return text
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> JSONObject:
+    """Repeated names become lists, in order."""
+    out: JSONObject = {}
+    for name, value in pairs:
+        before = out.get(name)
+        if before is None:
+            out[name] = value
+        elif isinstance(before, list):
+            before.append(value)
+        else:
+            out[name] = [before, value]
+    return out
+
+
+async def _start(svc: Services, trigger: TriggerRow, run_input: JSONObject) -> HookStarted:
+    if not trigger["enabled"]:
+        raise errors.InvalidStatus("Trigger is disabled")
+    project = await svc.store.get_project(trigger["project_id"])
+    principal = Principal(
+        key_id=f"trigger:{trigger['id']}",
+        project_id=trigger["project_id"],
+        org_id="" if project is None else project["org_id"],
+        scopes=frozenset({"workflows:execute", "runs:read"}),
+        rate_limit_per_minute=None,
+        is_bootstrap=False,
+        # A webhook's run counts against its project's quota like any other run.
+        run_quota_per_day=None if project is None else project["run_quota_per_day"],
+    )
+    command = StartRun(workflow=trigger["workflow_id"], input=run_input, source="webhook")
+    return HookStarted(started=await start_run(svc, principal, command), principal=principal)
+
+
+async def _trigger(svc: Services, principal: Principal, trigger_id: str) -> TriggerRow:
+    row = await svc.store.get_trigger(principal.project_id, trigger_id)
+    if row is None:
+        raise errors.NotFound("Trigger not found")
+    return row
+
+
+async def list_deliveries(
+    svc: Services, principal: Principal, trigger_id: str, page: Page
+) -> list[DeliveryRow]:
+    """Newest first. Raises NotFound for an unknown or foreign trigger."""
+    principal.require("workflows:read")
+    await _trigger(svc, principal, trigger_id)
+    return await svc.store.list_deliveries(principal.project_id, trigger_id, page)
+
+
+async def prune_inbox(svc: Services, *, every: float, batch: int = 1000) -> None:
+    """Delete deliveries older than ``inbox_days``, ``batch`` rows per transaction, every
+    ``every`` seconds. Runs until cancelled."""
+    while True:
+        try:
+            await prune_once(svc, batch=batch)
+        except Exception:
+            log.exception("inbox.prune_failed")
+        await asyncio.sleep(every)
+
+
+async def prune_once(svc: Services, *, batch: int = 1000) -> int:
+    """One pass; returns how many deliveries were deleted."""
+    before = svc.clock.now() - timedelta(days=svc.settings.inbox_days)
+    total = 0
+    while True:
+        deleted = await svc.store.prune_deliveries(before=before, limit=batch)
+        total += deleted
+        if deleted < batch:
+            return total
