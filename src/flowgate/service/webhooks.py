@@ -18,6 +18,7 @@ from flowgate import errors, ids
 from flowgate.service import signatures
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
+from flowgate.service.ratelimit import Category
 from flowgate.service.runs import StartedRun, StartRun, start_run
 from flowgate.store.base import DeliveryRow, Duplicate, Page, TriggerRow
 from flowgate.types import JSON, JSONObject
@@ -56,12 +57,16 @@ class HookStarted:
 async def receive(
     svc: Services, token: str, arrival: Arrival, *, parse_json: JsonParser
 ) -> HookStarted:
-    """Check, record and start. Raises NotFound (unknown token), Unauthorized (signature
-    missing, wrong, stale or replayed), InvalidStatus (trigger disabled, workflow not
-    active), UnsupportedMediaType, InvalidRequest and whatever ``start_run`` raises."""
+    """Check, record and start. Raises NotFound (unknown token), RateLimited (the trigger's
+    execute limit), Unauthorized (signature missing, wrong, stale or replayed), InvalidStatus
+    (trigger disabled, workflow not active), UnsupportedMediaType, InvalidRequest and whatever
+    ``start_run`` raises."""
     trigger = await svc.store.get_trigger_by_token(token)
     if trigger is None or trigger["type"] != "webhook":
         raise errors.NotFound("Webhook not found")
+    # Limited per trigger, like a key's execute category. A refused call is not kept in the
+    # inbox: under a flood that would be one more write per request, the cost being refused.
+    await svc.rate_limiter.acquire(f"trigger:{trigger['id']}", Category.EXECUTE, None)
     now = svc.clock.now()
     return await _drive(svc, trigger, arrival, now, check_at=now, live=True, parse=parse_json)
 
