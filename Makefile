@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := .flowgate/dev.env
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench lint fmt clean postgres-server docs-config
+.PHONY: setup run test bench lint fmt clean postgres-server docs-tools docs-config
 
 setup: $(STAMP)
 
@@ -33,7 +33,13 @@ postgres-server:
 	  echo "installing PostgreSQL from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: setup postgres-server
+# curl, which the recipes in docs/triggers.md use (tests/integration/test_docs_triggers.py runs them).
+docs-tools:
+	@command -v curl >/dev/null 2>&1 || { \
+	  echo "installing curl from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
+
+test: setup postgres-server docs-tools
 	$(BIN)/python -m pytest -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
 
 bench: setup postgres-server
