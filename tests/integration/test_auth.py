@@ -417,6 +417,7 @@ class Tenants:
     connection_id: str
     trigger_id: str
     delivery_id: str
+    file_id: str
     project_b: dict[str, Any]
     b_key: str
 
@@ -434,6 +435,7 @@ class Tenants:
             "connection_id": self.connection_id,
             "trigger_id": self.trigger_id,
             "delivery_id": self.delivery_id,
+            "file_id": self.file_id,
         }
 
 
@@ -451,6 +453,12 @@ async def tenants(client: httpx.AsyncClient) -> Tenants:
     trigger_data = trigger.json()["data"]
     hook = await client.post(urlsplit(trigger_data["url"]).path, json={"n": 1})
     deliveries = await client.get(f"/api/v1/triggers/{trigger_data['id']}/deliveries")
+    upload = await client.post(
+        urlsplit(trigger_data["url"]).path,
+        files={"f": ("a.txt", b"a")},
+        headers={"x-api-wait": "true"},
+    )
+    assert upload.status_code == 200, upload.text
     project = await client.post("/api/v1/projects", json={"name": "B"})
     assert (run.status_code, connection.status_code, project.status_code) == (201, 201, 201)
     assert hook.status_code == 202, hook.text
@@ -464,6 +472,7 @@ async def tenants(client: httpx.AsyncClient) -> Tenants:
         connection_id=connection.json()["data"]["id"],
         trigger_id=trigger_data["id"],
         delivery_id=deliveries.json()["data"][0]["id"],
+        file_id=upload.json()["data"]["input"]["body"]["f"]["url"].rsplit("/", 1)[1],
         project_b=project.json()["data"],
         b_key=b_key["key"],
     )
@@ -646,12 +655,14 @@ WALKED_AT_LEAST = {
     ("PATCH", "/api/v1/triggers/{trigger_id}"),
     ("GET", "/api/v1/triggers/{trigger_id}/deliveries"),
     ("POST", "/api/v1/triggers/{trigger_id}/deliveries/{delivery_id}/replay"),
+    ("GET", "/api/v1/files/{file_id}"),
 }
 #: The exact message for a foreign object of each kind, where DESIGN §3 pins one.
 WALK_MESSAGES: dict[str, object] = {
     "workflow_id": "Workflow not found",
     "run_id": "Run not found",
     "trigger_id": "Trigger not found",
+    "file_id": "File not found",
 }
 
 

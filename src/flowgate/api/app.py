@@ -13,6 +13,7 @@ from flowgate.api.middleware import RequestMiddleware
 from flowgate.api.responses import JSONResponse
 from flowgate.api.routes import (
     connections,
+    files,
     health,
     hooks,
     keys,
@@ -43,7 +44,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     install_error_handlers(app)
-    for module in (health, workflows, triggers, hooks, runs, keys, projects, connections):
+    for module in (health, workflows, triggers, hooks, files, runs, keys, projects, connections):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

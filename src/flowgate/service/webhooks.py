@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
-from flowgate import errors, ids
-from flowgate.service import signatures
+from flowgate import errors, ids, jsonvalue
+from flowgate.service import signatures, uploads
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
 from flowgate.service.ratelimit import Category
@@ -45,6 +45,8 @@ class Arrival:
     query_string: str
     headers: Sequence[tuple[str, str]]
     body: bytes
+    #: A multipart body, already parsed and its files stored; ``body`` is then its JSON.
+    form: JSONObject | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,14 +63,48 @@ async def receive(
     execute limit), Unauthorized (signature missing, wrong, stale or replayed), InvalidStatus
     (trigger disabled, workflow not active), UnsupportedMediaType, InvalidRequest and whatever
     ``start_run`` raises."""
+    trigger = await _admit(svc, token)
+    now = svc.clock.now()
+    return await _drive(svc, trigger, arrival, now, check_at=now, live=True, parse=parse_json)
+
+
+async def receive_form(
+    svc: Services,
+    token: str,
+    arrival: Arrival,
+    *,
+    content_type: str,
+    chunks: AsyncIterable[bytes],
+    parse_json: JsonParser,
+) -> HookStarted:
+    """As ``receive``, for a multipart body read from ``chunks`` once the token is known and
+    within its rate limit; also raises PayloadTooLarge. The inbox keeps the fields and the
+    files' metadata, not the files' bytes."""
+    trigger = await _admit(svc, token)
+    now = svc.clock.now()
+    try:
+        if trigger["config"].get("signatureStyle") and trigger["signing_secret_encrypted"]:
+            # A signature covers the raw body, which is streamed to disk and not kept.
+            raise errors.UnsupportedMediaType(
+                "Multipart bodies are not accepted on webhooks with a signing secret"
+            )
+        form = await uploads.read_form(svc, trigger, content_type=content_type, chunks=chunks)
+    except errors.FlowgateError as exc:
+        row = _delivery_row(trigger, arrival, now)
+        await svc.store.insert_delivery({**row, "verdict": "rejected", "reason": exc.message})
+        raise
+    parsed = replace(arrival, body=jsonvalue.dumps(form.body), form=form.body)
+    return await _drive(svc, trigger, parsed, now, check_at=now, live=True, parse=parse_json)
+
+
+async def _admit(svc: Services, token: str) -> TriggerRow:
     trigger = await svc.store.get_trigger_by_token(token)
     if trigger is None or trigger["type"] != "webhook":
         raise errors.NotFound("Webhook not found")
     # Limited per trigger, like a key's execute category. A refused call is not kept in the
     # inbox: under a flood that would be one more write per request, the cost being refused.
     await svc.rate_limiter.acquire(f"trigger:{trigger['id']}", Category.EXECUTE, None)
-    now = svc.clock.now()
-    return await _drive(svc, trigger, arrival, now, check_at=now, live=True, parse=parse_json)
+    return trigger
 
 
 async def replay_delivery(
@@ -95,6 +131,12 @@ async def replay_delivery(
         headers=[(k, str(v)) for k, v in headers.items()],
         body=row["body"] or b"",
     )
+    if uploads.is_multipart(str(headers.get("content-type", ""))):
+        # Its files were stored when it arrived; the inbox holds the parsed form.
+        if not arrival.body:
+            raise errors.InvalidRequest("The delivery's multipart body was not kept")
+        form = parse_json(arrival.body)
+        arrival = replace(arrival, form=form if isinstance(form, dict) else None)
     try:
         return await _drive(
             svc,
@@ -209,8 +251,11 @@ async def _run_input(arrival: Arrival, parse: JsonParser) -> JSONObject:
         if name not in SECRET_HEADERS:
             headers[name] = _joined(headers.get(name), value)
     content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    body = (
+        arrival.form if arrival.form is not None else await _body(arrival.body, content_type, parse)
+    )
     return {
-        "body": await _body(arrival.body, content_type, parse),
+        "body": body,
         "query": _pairs(parse_qsl(arrival.query_string, keep_blank_values=True)),
         "headers": headers,
         "method": arrival.method,
@@ -220,8 +265,8 @@ async def _run_input(arrival: Arrival, parse: JsonParser) -> JSONObject:
 async def _body(raw: bytes, content_type: str, parse: JsonParser) -> JSON:
     if not raw:
         return None
-    if content_type.startswith("multipart/"):
-        raise errors.UnsupportedMediaType("Multipart bodies are not accepted on webhooks yet")
+    if content_type.startswith("multipart/"):  # read as a stream by ``receive_form``
+        raise errors.UnsupportedMediaType("The multipart body could not be read")
     if content_type == "application/json" or content_type.endswith("+json"):
         if len(raw) > _THREAD_JSON_BYTES:
             return await asyncio.to_thread(parse, raw)
@@ -241,16 +286,7 @@ async def _body(raw: bytes, content_type: str, parse: JsonParser) -> JSON:
 
 def _pairs(pairs: list[tuple[str, str]]) -> JSONObject:
     """Repeated names become lists, in order."""
-    out: JSONObject = {}
-    for name, value in pairs:
-        before = out.get(name)
-        if before is None:
-            out[name] = value
-        elif isinstance(before, list):
-            before.append(value)
-        else:
-            out[name] = [before, value]
-    return out
+    return uploads.grouped(pairs)
 
 
 async def _start(svc: Services, trigger: TriggerRow, run_input: JSONObject) -> HookStarted:
@@ -299,8 +335,9 @@ async def prune_inbox(svc: Services, *, every: float, batch: int = 1000) -> None
 
 
 async def prune_once(svc: Services, *, batch: int = 1000) -> int:
-    """One pass; returns how many deliveries were deleted."""
+    """One pass, uploaded files included; returns how many deliveries were deleted."""
     before = svc.clock.now() - timedelta(days=svc.settings.inbox_days)
+    await uploads.prune_files(svc, before=before, batch=batch)
     total = 0
     while True:
         deleted = await svc.store.prune_deliveries(before=before, limit=batch)

@@ -118,6 +118,19 @@ class DeliveryRow(TypedDict):
     replay_key: str | None
 
 
+class FileRow(TypedDict):
+    """A stored file part of a multipart webhook call; ``path`` is relative to the data dir."""
+
+    project_id: str
+    id: str
+    trigger_id: str
+    filename: str
+    content_type: str
+    size: int
+    path: str
+    created_at: datetime
+
+
 class RunRow(TypedDict):
     id: str
     project_id: str
@@ -330,6 +343,10 @@ class Store(Protocol):
         self, project_id: str, trigger_id: str, page: Page
     ) -> list[DeliveryRow]: ...
     async def prune_deliveries(self, *, before: datetime, limit: int) -> int: ...
+    async def insert_files(self, rows: Sequence[FileRow]) -> None: ...
+    async def get_file(self, project_id: str, file_id: str) -> FileRow | None: ...
+    async def old_files(self, *, before: datetime, limit: int) -> list[FileRow]: ...
+    async def delete_files(self, keys: Sequence[tuple[str, str]]) -> None: ...
 
     async def next_schedule_at(self) -> datetime | None: ...
     async def due_schedules(self, *, now: datetime, limit: int) -> list[TriggerRow]: ...

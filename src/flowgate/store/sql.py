@@ -24,6 +24,7 @@ from flowgate.store.base import (
     CanceledRun,
     ConnectionRow,
     DeliveryRow,
+    FileRow,
     InsertedRun,
     KeyRow,
     Lease,
@@ -579,6 +580,36 @@ class SqlStore(abc.ABC):
         )
         delete = t.trigger_deliveries.delete().where(sa.tuple_(d.project_id, d.id).in_(oldest))
         return await self.write(lambda conn: int(conn.execute(delete).rowcount))
+
+    # uploaded files -------------------------------------------------------------------------
+
+    async def insert_files(self, rows: Sequence[FileRow]) -> None:
+        if rows:
+            await self._execute(t.uploaded_files.insert().values(list(rows)))
+
+    async def get_file(self, project_id: str, file_id: str) -> FileRow | None:
+        f = t.uploaded_files.c
+        query = t.uploaded_files.select().where(f.project_id == project_id, f.id == file_id)
+        return cast(FileRow | None, await self._one(query))
+
+    async def old_files(self, *, before: datetime, limit: int) -> list[FileRow]:
+        """At most ``limit`` files stored before ``before``, oldest first."""
+        f = t.uploaded_files.c
+        query = (
+            t.uploaded_files.select()
+            .where(f.created_at < before)
+            .order_by(f.created_at)
+            .limit(limit)
+        )
+        return cast(list[FileRow], await self._all(query))
+
+    async def delete_files(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Forget the files with these ``(project_id, id)`` keys."""
+        if keys:
+            f = t.uploaded_files.c
+            await self._execute(
+                t.uploaded_files.delete().where(sa.tuple_(f.project_id, f.id).in_(list(keys)))
+            )
 
     # schedules ------------------------------------------------------------------------------
 

@@ -188,6 +188,23 @@ trigger_deliveries = sa.Table(
     sa.Index(None, "project_id", "trigger_id", "replay_key", unique=True),
 )
 
+#: A file part of a multipart webhook call, stored at ``{data_dir}/{path}`` and served by
+#: ``GET /api/v1/files/{id}``; deleted with the inbox after FLOWGATE_INBOX_DAYS.
+uploaded_files = sa.Table(
+    "uploaded_files",
+    metadata,
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", sa.String(80), nullable=False),
+    sa.Column("filename", sa.String(1000), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("path", sa.String(300), nullable=False),
+    _created_at(),
+    sa.PrimaryKeyConstraint("project_id", "id"),
+    sa.Index(None, "created_at"),
+)
+
 #: One row per schedule trigger and due time: the unique key that makes each due time start
 #: exactly one run, whatever the number of processes.
 schedule_fires = sa.Table(

@@ -15,7 +15,7 @@ from flowgate.api.body import parse_json
 from flowgate.api.deps import ServicesDep
 from flowgate.api.responses import ok
 from flowgate.api.routes.runs import wait_seconds
-from flowgate.service import runs
+from flowgate.service import runs, uploads
 from flowgate.service import webhooks as service
 from flowgate.store.base import RunStatus
 
@@ -56,8 +56,21 @@ async def hook(
     x_api_wait: Annotated[str | None, Header()] = None,
 ) -> Response:
     wait = wait_seconds(x_api_wait, svc.settings.max_wait_secs)
-    body = await read_body(request, svc.settings.max_body_bytes)
-    result = await service.receive(svc, token, arrival_of(request, body), parse_json=parse_json)
+    content_type = request.headers.get("content-type", "")
+    if uploads.is_multipart(content_type):
+        # Streamed to disk under its own limits (FLOWGATE_MAX_UPLOAD_BYTES per file).
+        result = await service.receive_form(
+            svc,
+            token,
+            arrival_of(request, b""),
+            content_type=content_type,
+            chunks=request.stream(),
+            parse_json=parse_json,
+        )
+    else:
+        body = await read_body(request, svc.settings.max_body_bytes)
+        arrival = arrival_of(request, body)
+        result = await service.receive(svc, token, arrival, parse_json=parse_json)
     run = result.started.run
     headers = {"X-Run-Id": run["id"]}
     if wait > 0:
