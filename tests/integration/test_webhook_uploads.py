@@ -3,6 +3,8 @@ input, files are served to the project's keys only, and every limit holds while 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import stat
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -207,16 +209,178 @@ async def test_hook_multipart_too_many_fields_is_400(client: httpx.AsyncClient) 
     assert response.json()["error"]["message"] == "At most 1000 multipart fields are accepted"
 
 
-async def test_hook_multipart_on_a_signed_trigger_is_415_and_stores_nothing(
+def _form_body(payload: bytes = b"\x00\x01signed-bytes") -> bytes:
+    return (
+        (
+            f"--{BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="note"\r\n\r\n'
+            "hello\r\n"
+            f"--{BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="doc"; filename="a.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+def _signature(style: str, secret: str, body: bytes, stamp: int) -> dict[str, str]:
+    if style == "stripe":
+        digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+        return {"stripe-signature": f"t={stamp},v1={digest.hexdigest()}"}
+    header = "x-hub-signature-256" if style == "github" else "x-flowgate-signature"
+    return {header: "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+async def _post_signed(
+    client: httpx.AsyncClient, path: str, body: bytes, signature: dict[str, str]
+) -> httpx.Response:
+    headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}", **signature}
+    return await client.post(path, content=body, headers={"x-api-wait": "true", **headers})
+
+
+async def _deliveries(client: httpx.AsyncClient, trigger_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/v1/triggers/{trigger_id}/deliveries")
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+@pytest.mark.parametrize("style", ["flowgate", "github", "stripe"])
+async def test_hook_signed_multipart_is_accepted_and_its_replay_reuses_the_file(
+    client: httpx.AsyncClient, server_settings: Settings, clock: FrozenClock, style: str
+) -> None:
+    hook = await _hook(
+        client, {"type": "webhook", "signatureStyle": style, "signingSecret": "s3cret"}
+    )
+    body = _form_body()
+    stamp = int(clock.now().timestamp())
+
+    response = await _post_signed(
+        client, hook["path"], body, _signature(style, "s3cret", body, stamp)
+    )
+
+    assert response.status_code == 200, response.text
+    sent = response.json()["data"]["input"]["body"]
+    assert sent["note"] == "hello"
+    assert sent["doc"]["size"] == len(b"\x00\x01signed-bytes")
+    [stored] = _uploaded(server_settings)
+    assert stored.read_bytes() == b"\x00\x01signed-bytes"
+    [delivery] = await _deliveries(client, hook["id"])
+    assert delivery["verdict"] == "accepted"
+
+    # The raw body is not kept, so the replay is not checked again: it was accepted.
+    replayed = await client.post(
+        f"/api/v1/triggers/{hook['id']}/deliveries/{delivery['id']}/replay"
+    )
+
+    assert replayed.status_code == 201, replayed.text
+    run = (await client.get(f"/api/v1/runs/{replayed.json()['data']['runId']}")).json()["data"]
+    assert run["input"]["body"] == sent
+    assert _uploaded(server_settings) == [stored]
+
+
+async def test_hook_wrongly_signed_multipart_is_401_keeps_nothing_and_cannot_be_replayed(
+    client: httpx.AsyncClient, server_settings: Settings
+) -> None:
+    hook = await _hook(client, {"type": "webhook", "signingSecret": "s3cret"})
+    body = _form_body()
+
+    response = await _post_signed(
+        client, hook["path"], body, _signature("flowgate", "other secret", body, 0)
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == {
+        "code": "UNAUTHORIZED",
+        "message": "x-flowgate-signature does not match",
+    }
+    assert _uploaded(server_settings) == []
+    assert (await client.get("/api/v1/runs")).json()["data"] == []
+    [delivery] = await _deliveries(client, hook["id"])
+    assert (delivery["verdict"], delivery["reason"]) == (
+        "rejected",
+        "x-flowgate-signature does not match",
+    )
+    assert delivery["runId"] is None
+
+    replayed = await client.post(
+        f"/api/v1/triggers/{hook['id']}/deliveries/{delivery['id']}/replay"
+    )
+
+    assert replayed.status_code == 400, replayed.text
+    assert replayed.json()["error"]["message"] == (
+        "A signed multipart delivery cannot be verified again: ask the sender to resend it"
+    )
+    assert (await client.get("/api/v1/runs")).json()["data"] == []
+
+
+async def test_hook_unsigned_multipart_to_a_signed_trigger_is_401_before_the_body_is_read(
     client: httpx.AsyncClient, server_settings: Settings
 ) -> None:
     hook = await _hook(client, {"type": "webhook", "signingSecret": "s3cret"})
 
-    response = await client.post(hook["path"], files={"f": ("a.txt", b"hi")})
+    # Read, this body would be 400 (no closing boundary): the missing header is found first.
+    response = await client.post(
+        hook["path"],
+        content=f"--{BOUNDARY}\r\n".encode(),
+        headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
 
-    assert response.status_code == 415, response.text
-    assert response.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["message"] == "Missing x-flowgate-signature header"
     assert _uploaded(server_settings) == []
+    [delivery] = await _deliveries(client, hook["id"])
+    assert delivery["verdict"] == "rejected"
+
+
+async def test_hook_stale_signed_multipart_is_401_before_the_body_is_read(
+    client: httpx.AsyncClient, server_settings: Settings, clock: FrozenClock
+) -> None:
+    hook = await _hook(
+        client, {"type": "webhook", "signatureStyle": "stripe", "signingSecret": "s3cret"}
+    )
+    stale = int(clock.now().timestamp()) - 301
+    body = f"--{BOUNDARY}\r\n".encode()
+
+    response = await _post_signed(
+        client, hook["path"], body, _signature("stripe", "s3cret", body, stale)
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["message"] == (
+        "Signature timestamp is outside the 5-minute tolerance"
+    )
+    assert _uploaded(server_settings) == []
+
+
+async def test_hook_replayed_signed_multipart_is_401_and_deletes_its_files(
+    client: httpx.AsyncClient, server_settings: Settings, clock: FrozenClock
+) -> None:
+    hook = await _hook(
+        client, {"type": "webhook", "signatureStyle": "stripe", "signingSecret": "s3cret"}
+    )
+    body = _form_body()
+    signature = _signature("stripe", "s3cret", body, int(clock.now().timestamp()))
+    first = await _post_signed(client, hook["path"], body, signature)
+    [kept] = _uploaded(server_settings)
+
+    again = await _post_signed(client, hook["path"], body, signature)
+
+    assert first.status_code == 200, first.text
+    assert again.status_code == 401, again.text
+    assert again.json()["error"]["message"] == (
+        "Replayed signature: this delivery was already accepted"
+    )
+    assert _uploaded(server_settings) == [kept]
+    assert len((await client.get("/api/v1/runs")).json()["data"]) == 1
+    refused, accepted = await _deliveries(client, hook["id"])
+    assert (refused["verdict"], accepted["verdict"]) == ("rejected", "accepted")
+    replayed = await client.post(f"/api/v1/triggers/{hook['id']}/deliveries/{refused['id']}/replay")
+    assert replayed.status_code == 400, replayed.text
+    assert replayed.json()["error"]["message"] == (
+        "A signed multipart delivery cannot be verified again: ask the sender to resend it"
+    )
 
 
 async def test_inbox_keeps_the_form_without_file_bytes_and_replay_reuses_the_file(

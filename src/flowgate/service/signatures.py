@@ -12,8 +12,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
 import standardwebhooks
 
@@ -52,6 +52,40 @@ def secret_problem(style: str, secret: str) -> str | None:
     return None
 
 
+class Pending:
+    """A delivery whose signature headers passed the cheap checks (present, well-formed, within
+    the tolerance): feed it the raw body, chunk by chunk, then ``finish``."""
+
+    __slots__ = ("_candidates", "_encode", "_mac", "_name", "_replay")
+
+    def __init__(
+        self,
+        *,
+        key: bytes,
+        prefix: bytes,
+        name: str,
+        candidates: list[str],
+        encode: Callable[[bytes], str],
+        replay: Callable[[str], str | None],
+    ) -> None:
+        self._mac = hmac.new(key, prefix, hashlib.sha256)
+        self._name = name
+        self._candidates = candidates
+        self._encode = encode
+        self._replay = replay
+
+    def update(self, chunk: bytes) -> None:
+        self._mac.update(chunk)
+
+    def finish(self) -> str | None:
+        """The replay key (None for untimed styles). Raises SignatureError on a mismatch."""
+        expected = self._encode(self._mac.digest()).encode()
+        for candidate in self._candidates:
+            if hmac.compare_digest(expected, candidate.encode("latin-1")):
+                return self._replay(candidate)
+        raise SignatureError(f"{self._name} does not match")
+
+
 def verify(
     style: str, secret: str, body: bytes, headers: Mapping[str, str], *, now: datetime
 ) -> str | None:
@@ -59,24 +93,41 @@ def verify(
 
     Raises SignatureError naming what is wrong; ``headers`` have lower-case names.
     """
-    if style == "stripe":
-        return _stripe(secret, body, headers.get("stripe-signature"), now)
+    pending = prepare(style, secret, headers, now=now)
     if style == "standard-webhooks":
-        return _standard(secret, body, headers, now)
-    _hex_sha256(secret, body, headers.get(SIGNATURE_HEADERS[style]), SIGNATURE_HEADERS[style])
-    return None
+        try:
+            body.decode()
+        except UnicodeDecodeError as exc:
+            raise SignatureError("Standard Webhooks bodies must be UTF-8") from exc
+    pending.update(body)
+    return pending.finish()
 
 
-def _hex_sha256(secret: str, body: bytes, header: str | None, name: str) -> None:
+def prepare(style: str, secret: str, headers: Mapping[str, str], *, now: datetime) -> Pending:
+    """The checks that need no body: the headers are there, well-formed and within the
+    tolerance. Raises SignatureError; ``headers`` have lower-case names."""
+    if style == "stripe":
+        return _stripe(secret, headers.get("stripe-signature"), now)
+    if style == "standard-webhooks":
+        return _standard(secret, headers, now)
+    return _hex_sha256(secret, headers.get(SIGNATURE_HEADERS[style]), SIGNATURE_HEADERS[style])
+
+
+def _hex_sha256(secret: str, header: str | None, name: str) -> Pending:
     """flowgate and GitHub: ``sha256=<hex HMAC-SHA256 of the raw body>``."""
     if not header:
         raise SignatureError(f"Missing {name} header")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), header.strip().encode("latin-1")):
-        raise SignatureError(f"{name} does not match")
+    return Pending(
+        key=secret.encode(),
+        prefix=b"",
+        name=name,
+        candidates=[header.strip()],
+        encode=lambda digest: "sha256=" + digest.hex(),
+        replay=lambda _candidate: None,
+    )
 
 
-def _stripe(secret: str, body: bytes, header: str | None, now: datetime) -> str:
+def _stripe(secret: str, header: str | None, now: datetime) -> Pending:
     """``Stripe-Signature: t=<unix>,v1=<hex HMAC of "{t}.{body}">`` (several v1 allowed)."""
     if not header:
         raise SignatureError("Missing Stripe-Signature header")
@@ -90,18 +141,21 @@ def _stripe(secret: str, body: bytes, header: str | None, now: datetime) -> str:
     if not stamp.isdigit() or len(stamp) > 12 or not candidates:
         raise SignatureError("Stripe-Signature must carry t=<timestamp> and v1=<signature>")
     _within_tolerance(int(stamp), now)
-    signed = stamp.encode() + b"." + body
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
-    for candidate in candidates:
-        if hmac.compare_digest(expected, candidate.encode("latin-1")):
-            return f"stripe:{stamp}:{candidate}"
-    raise SignatureError("Stripe-Signature does not match")
+    return Pending(
+        key=secret.encode(),
+        prefix=stamp.encode() + b".",
+        name="Stripe-Signature",
+        candidates=candidates,
+        encode=bytes.hex,
+        replay=lambda candidate: f"stripe:{stamp}:{candidate}",
+    )
 
 
-def _standard(secret: str, body: bytes, headers: Mapping[str, str], now: datetime) -> str:
+def _standard(secret: str, headers: Mapping[str, str], now: datetime) -> Pending:
     """``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,<base64>`` (space-separated
-    list). The library signs; the tolerance uses our clock (the library's reads the wall clock,
-    which neither tests nor an inbox replay can move)."""
+    list), signing ``"{id}.{timestamp}.{body}"`` with the base64-decoded ``whsec_`` secret, as
+    the ``standardwebhooks`` library does; the tolerance uses our clock (the library's reads the
+    wall clock, which neither tests nor an inbox replay can move)."""
     msg_id = headers.get("webhook-id", "")
     stamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
@@ -110,16 +164,22 @@ def _standard(secret: str, body: bytes, headers: Mapping[str, str], now: datetim
     if len(msg_id) > _MAX_ID or not stamp.isdigit() or len(stamp) > 12:
         raise SignatureError("Invalid webhook-id or webhook-timestamp header")
     _within_tolerance(int(stamp), now)
+    return Pending(
+        key=_standard_key(secret),
+        prefix=f"{msg_id}.{int(stamp)}.".encode(),
+        name="webhook-signature",
+        candidates=signatures.split(),
+        encode=lambda digest: "v1," + base64.b64encode(digest).decode(),
+        replay=lambda _candidate: f"standard-webhooks:{msg_id}",
+    )
+
+
+def _standard_key(secret: str) -> bytes:
+    """The key ``standardwebhooks.Webhook(secret)`` signs with (padding added, as it does)."""
     try:
-        text = body.decode()
-    except UnicodeDecodeError as exc:
-        raise SignatureError("Standard Webhooks bodies must be UTF-8") from exc
-    signed_at = datetime.fromtimestamp(int(stamp), UTC)
-    expected = standardwebhooks.Webhook(secret).sign(msg_id, signed_at, text).encode()
-    for candidate in signatures.split():
-        if hmac.compare_digest(expected, candidate.encode("latin-1")):
-            return f"standard-webhooks:{msg_id}"
-    raise SignatureError("webhook-signature does not match")
+        return base64.b64decode(secret.removeprefix("whsec_") + "==")
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("The trigger's signing secret is not Standard Webhooks") from exc
 
 
 def _within_tolerance(stamp: int, now: datetime) -> None:

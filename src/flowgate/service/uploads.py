@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -52,6 +52,14 @@ class StoredFile:
     path: Path
 
 
+class BodyCheck(Protocol):
+    """Sees every raw chunk of a body as it streams through; ``finish``, once it has ended,
+    raises to refuse it (a signature that does not match)."""
+
+    def update(self, chunk: bytes, /) -> None: ...
+    def finish(self) -> None: ...
+
+
 def is_multipart(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower().startswith("multipart/")
 
@@ -71,12 +79,18 @@ def grouped(pairs: Sequence[tuple[str, JSON]]) -> JSONObject:
 
 
 async def read_form(
-    svc: Services, trigger: TriggerRow, *, content_type: str, chunks: AsyncIterable[bytes]
+    svc: Services,
+    trigger: TriggerRow,
+    *,
+    content_type: str,
+    chunks: AsyncIterable[bytes],
+    check: BodyCheck | None = None,
 ) -> Form:
-    """Parse and store a ``multipart/form-data`` body. Raises UnsupportedMediaType (not
+    """Parse and store a ``multipart/form-data`` body; ``check`` sees its raw chunks and may
+    refuse it once it has ended, before the files are recorded. Raises UnsupportedMediaType (not
     form-data, no boundary), PayloadTooLarge (a file over ``max_upload_bytes``, fields over
-    ``max_body_bytes``) and InvalidRequest (malformed, too many parts, text not UTF-8); on any
-    failure the files written so far are deleted."""
+    ``max_body_bytes``), InvalidRequest (malformed, too many parts, text not UTF-8) and what
+    ``check.finish`` raises; on any failure the files written so far are deleted."""
     kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -99,9 +113,11 @@ async def read_form(
             if size > limit:
                 raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes")
             # File writes block: the parser and its callbacks run in a worker thread.
-            await asyncio.to_thread(parser.write, chunk)
+            await asyncio.to_thread(_feed, parser, check, chunk)
         if not reader.ended:
             raise errors.InvalidRequest("The multipart body ends before its closing boundary")
+        if check is not None:
+            check.finish()
         rows = reader.rows(trigger, svc.clock.now())
         await svc.store.insert_files(rows)
     except FormParserError as exc:
@@ -137,6 +153,18 @@ async def prune_files(svc: Services, *, before: datetime, batch: int = 1000) -> 
         total += len(rows)
         if len(rows) < batch:
             return total
+
+
+async def delete_stored(svc: Services, rows: Sequence[FileRow]) -> None:
+    """Delete files that ``read_form`` stored, and their rows (a request refused after all)."""
+    await asyncio.to_thread(_unlink_all, [svc.settings.data_dir / row["path"] for row in rows])
+    await svc.store.delete_files([(row["project_id"], row["id"]) for row in rows])
+
+
+def _feed(parser: MultipartParser, check: BodyCheck | None, chunk: bytes) -> None:
+    if check is not None:
+        check.update(chunk)
+    parser.write(chunk)
 
 
 def _unlink_all(paths: Sequence[Path]) -> None:

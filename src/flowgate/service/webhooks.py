@@ -78,23 +78,72 @@ async def receive_form(
     parse_json: JsonParser,
 ) -> HookStarted:
     """As ``receive``, for a multipart body read from ``chunks`` once the token is known and
-    within its rate limit; also raises PayloadTooLarge. The inbox keeps the fields and the
-    files' metadata, not the files' bytes."""
+    within its rate limit; also raises PayloadTooLarge. A signature's headers are checked before
+    the body is read, its HMAC over the raw chunks as they stream through, and a refused
+    request's files are deleted. The inbox keeps the fields and the files' metadata, not the
+    files' bytes (nor the body of a request refused for its signature)."""
     trigger = await _admit(svc, token)
     now = svc.clock.now()
     try:
-        if trigger["config"].get("signatureStyle") and trigger["signing_secret_encrypted"]:
-            # A signature covers the raw body, which is streamed to disk and not kept.
-            raise errors.UnsupportedMediaType(
-                "Multipart bodies are not accepted on webhooks with a signing secret"
-            )
-        form = await uploads.read_form(svc, trigger, content_type=content_type, chunks=chunks)
+        signed = _signed_body(svc, trigger, arrival, now)
+        form = await uploads.read_form(
+            svc, trigger, content_type=content_type, chunks=chunks, check=signed
+        )
     except errors.FlowgateError as exc:
         row = _delivery_row(trigger, arrival, now)
         await svc.store.insert_delivery({**row, "verdict": "rejected", "reason": exc.message})
         raise
     parsed = replace(arrival, body=jsonvalue.dumps(form.body), form=form.body)
-    return await _drive(svc, trigger, parsed, now, check_at=now, live=True, parse=parse_json)
+    if signed is None:
+        return await _drive(svc, trigger, parsed, now, check_at=now, live=True, parse=parse_json)
+    try:
+        return await _drive(
+            svc,
+            trigger,
+            parsed,
+            now,
+            check_at=now,
+            live=True,
+            parse=parse_json,
+            verified=True,
+            replay_key=signed.replay_key,
+        )
+    except errors.Unauthorized:  # a replayed signature: nothing of the request is kept
+        await uploads.delete_stored(svc, form.files)
+        raise
+
+
+@dataclass(slots=True)
+class _SignedBody:
+    """``uploads.BodyCheck`` for a trigger's signature, its headers already checked."""
+
+    pending: signatures.Pending
+    replay_key: str | None = None
+
+    def update(self, chunk: bytes, /) -> None:
+        self.pending.update(chunk)
+
+    def finish(self) -> None:
+        try:
+            self.replay_key = self.pending.finish()
+        except signatures.SignatureError as exc:
+            raise errors.Unauthorized(str(exc)) from exc
+
+
+def _signed_body(
+    svc: Services, trigger: TriggerRow, arrival: Arrival, now: datetime
+) -> _SignedBody | None:
+    """None for a trigger without a signing secret. Raises Unauthorized (headers missing,
+    malformed or outside the tolerance)."""
+    signing = _signing(svc, trigger)
+    if signing is None:
+        return None
+    style, secret = signing
+    headers = {name: value for name, value in arrival.headers}
+    try:
+        return _SignedBody(pending=signatures.prepare(style, secret, headers, now=now))
+    except signatures.SignatureError as exc:
+        raise errors.Unauthorized(str(exc)) from exc
 
 
 async def _admit(svc: Services, token: str) -> TriggerRow:
@@ -131,10 +180,22 @@ async def replay_delivery(
         headers=[(k, str(v)) for k, v in headers.items()],
         body=row["body"] or b"",
     )
+    verified = False
     if uploads.is_multipart(str(headers.get("content-type", ""))):
-        # Its files were stored when it arrived; the inbox holds the parsed form.
+        # Its files were stored when it arrived; the inbox holds the parsed form. Its raw body
+        # is not kept: one accepted with its signature (its body and files are kept) is not
+        # checked again, one refused for its signature (its body is not kept) cannot be.
+        style = trigger["config"].get("signatureStyle")
+        signed = style is not None and trigger["signing_secret_encrypted"] is not None
+        if signed and not arrival.body:
+            raise errors.InvalidRequest(
+                "A signed multipart delivery cannot be verified again: ask the sender to resend it"
+            )
         if not arrival.body:
             raise errors.InvalidRequest("The delivery's multipart body was not kept")
+        verified = signed and signatures.SIGNATURE_HEADERS.get(str(style), "") in (
+            row["signature_headers"] or {}
+        )
         form = parse_json(arrival.body)
         arrival = replace(arrival, form=form if isinstance(form, dict) else None)
     try:
@@ -147,6 +208,7 @@ async def replay_delivery(
             live=False,
             parse=parse_json,
             replay_of=row["id"],
+            verified=verified,
         )
     except errors.Unauthorized as exc:
         raise errors.InvalidRequest(f"The delivery was refused again: {exc.message}") from exc
@@ -162,11 +224,15 @@ async def _drive(
     live: bool,
     parse: JsonParser,
     replay_of: str | None = None,
+    verified: bool = False,
+    replay_key: str | None = None,
 ) -> HookStarted:
+    """``verified``: the signature was checked already (``replay_key`` is its key)."""
     row = _delivery_row(trigger, arrival, now)
     try:
         run_input = await _run_input(arrival, parse)
-        replay_key = _check_signature(svc, trigger, arrival, check_at)
+        if not verified:
+            replay_key = _check_signature(svc, trigger, arrival, check_at)
     except errors.FlowgateError as exc:
         await svc.store.insert_delivery({**row, "verdict": "rejected", "reason": exc.message})
         raise
@@ -177,9 +243,11 @@ async def _drive(
         await svc.store.insert_delivery(row)
     except Duplicate as exc:
         reason = "Replayed signature: this delivery was already accepted"
-        await svc.store.insert_delivery(
-            {**row, "replay_key": None, "verdict": "rejected", "reason": reason}
-        )
+        # A multipart body's files are deleted (by ``receive_form``): its form is not kept.
+        refused: DeliveryRow = {**row, "replay_key": None, "verdict": "rejected", "reason": reason}
+        if arrival.form is not None:
+            refused["body"] = b""
+        await svc.store.insert_delivery(refused)
         raise errors.Unauthorized(reason) from exc
     try:
         result = await _start(svc, trigger, run_input)
@@ -226,20 +294,28 @@ def _joined(before: JSON, value: str) -> str:
     return value if before is None else f"{before}, {value}"
 
 
-def _check_signature(
-    svc: Services, trigger: TriggerRow, arrival: Arrival, now: datetime
-) -> str | None:
+def _signing(svc: Services, trigger: TriggerRow) -> tuple[str, str] | None:
+    """The trigger's signature style and secret, or None. Raises ConfigurationError."""
     style = trigger["config"].get("signatureStyle")
     encrypted = trigger["signing_secret_encrypted"]
     if style is None or encrypted is None:
         return None
     try:
-        secret = str(svc.vault.decrypt(encrypted))
+        return str(style), str(svc.vault.decrypt(encrypted))
     except VaultError as exc:
         raise errors.ConfigurationError("Cannot read the trigger's signing secret") from exc
+
+
+def _check_signature(
+    svc: Services, trigger: TriggerRow, arrival: Arrival, now: datetime
+) -> str | None:
+    signing = _signing(svc, trigger)
+    if signing is None:
+        return None
+    style, secret = signing
     headers = {name: value for name, value in arrival.headers}
     try:
-        return signatures.verify(str(style), secret, arrival.body, headers, now=now)
+        return signatures.verify(style, secret, arrival.body, headers, now=now)
     except signatures.SignatureError as exc:
         raise errors.Unauthorized(str(exc)) from exc
 
