@@ -64,6 +64,23 @@ class Principal:
             raise errors.Forbidden(f"This API key lacks the {scope!r} scope")
 
 
+async def acting_for_project(
+    svc: Services, project_id: str, *, key_id: str, scopes: frozenset[str]
+) -> Principal:
+    """flowgate itself starting a run for a project (a child run, a schedule, a webhook): no
+    key, but the project's quota and the workflows' concurrency limits apply as to any run."""
+    project = await svc.store.get_project(project_id)
+    return Principal(
+        key_id=key_id,
+        project_id=project_id,
+        org_id="" if project is None else project["org_id"],
+        scopes=scopes,
+        rate_limit_per_minute=None,
+        is_bootstrap=False,
+        run_quota_per_day=None if project is None else project["run_quota_per_day"],
+    )
+
+
 async def authenticate(
     svc: Services, secret: str | None, category: Category = Category.READ
 ) -> Principal:

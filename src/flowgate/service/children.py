@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flowgate import errors
 from flowgate.engine.steps import StepFailure
-from flowgate.service.auth import Principal
+from flowgate.service.auth import acting_for_project
 from flowgate.service.core import Services
 from flowgate.service.runs import StartRun, start_run
 from flowgate.types import JSON, JSONObject
@@ -17,16 +17,8 @@ class ServiceChildren:
     async def start(
         self, *, parent: str, project_id: str, key: str, workflow: str, input: JSON
     ) -> JSONObject:
-        project = await self._svc.store.get_project(project_id)
-        principal = Principal(
-            key_id="system",
-            project_id=project_id,
-            org_id="" if project is None else project["org_id"],
-            scopes=frozenset({"admin"}),
-            rate_limit_per_minute=None,
-            is_bootstrap=True,
-            # A child run counts against its project's quota like any other run.
-            run_quota_per_day=None if project is None else project["run_quota_per_day"],
+        principal = await acting_for_project(
+            self._svc, project_id, key_id=f"run:{parent}", scopes=frozenset({"workflows:execute"})
         )
         command = StartRun(
             workflow=workflow,

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from flowgate import errors
 from flowgate.engine import cron
-from flowgate.service.auth import Principal
+from flowgate.service.auth import Principal, acting_for_project
 from flowgate.service.core import Services
 from flowgate.service.runs import StartRun, start_run
 from flowgate.service.trigger_types.schedule import catch_up_of, schedule_of
@@ -128,13 +128,6 @@ class Scheduler:
 
 async def _principal(svc: Services, project_id: str) -> Principal:
     """The trigger's project acting for itself: its quota and concurrency limits apply."""
-    project = await svc.store.get_project(project_id)
-    return Principal(
-        key_id="system",
-        project_id=project_id,
-        org_id="" if project is None else project["org_id"],
-        scopes=frozenset({"admin"}),
-        rate_limit_per_minute=None,
-        is_bootstrap=True,
-        run_quota_per_day=None if project is None else project["run_quota_per_day"],
+    return await acting_for_project(
+        svc, project_id, key_id="schedule", scopes=frozenset({"workflows:execute"})
     )

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from flowgate import errors, ids, jsonvalue
 from flowgate.service import signatures, uploads
-from flowgate.service.auth import Principal
+from flowgate.service.auth import Principal, acting_for_project
 from flowgate.service.core import Services
 from flowgate.service.ratelimit import Category
 from flowgate.service.runs import StartedRun, StartRun, start_run
@@ -368,16 +368,11 @@ def _pairs(pairs: list[tuple[str, str]]) -> JSONObject:
 async def _start(svc: Services, trigger: TriggerRow, run_input: JSONObject) -> HookStarted:
     if not trigger["enabled"]:
         raise errors.InvalidStatus("Trigger is disabled")
-    project = await svc.store.get_project(trigger["project_id"])
-    principal = Principal(
+    principal = await acting_for_project(
+        svc,
+        trigger["project_id"],
         key_id=f"trigger:{trigger['id']}",
-        project_id=trigger["project_id"],
-        org_id="" if project is None else project["org_id"],
         scopes=frozenset({"workflows:execute", "runs:read"}),
-        rate_limit_per_minute=None,
-        is_bootstrap=False,
-        # A webhook's run counts against its project's quota like any other run.
-        run_quota_per_day=None if project is None else project["run_quota_per_day"],
     )
     command = StartRun(workflow=trigger["workflow_id"], input=run_input, source="webhook")
     return HookStarted(started=await start_run(svc, principal, command), principal=principal)
