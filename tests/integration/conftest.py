@@ -1,10 +1,16 @@
-"""Helpers for integration tests: creating workflows and runs through the real API."""
+"""Helpers for integration tests: creating workflows and runs through the real API, and the
+loopback services outbound steps call."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
+
+from tests import targets
+from tests.conftest import ThreadedServer
 
 ORDER_INPUT = {
     "customerId": "c1",
@@ -70,3 +76,18 @@ def simple_workflow(workflow_id: str, *, status: str = "active", **extra: Any) -
         "steps": [{"id": "only", "type": "transform", "config": {"mapping": {"n": "{{input.n}}"}}}],
         **extra,
     }
+
+
+@pytest.fixture
+def target() -> Iterator[str]:
+    """The loopback service of ``tests/targets.py``, its record of calls cleared."""
+    targets.SEEN.clear()
+    with ThreadedServer(targets.app) as running:
+        yield running.url
+
+
+@pytest.fixture
+def other() -> Iterator[str]:
+    """A second origin (another port) that must never see a step's or connection's credentials."""
+    with ThreadedServer(targets.app) as running:
+        yield running.url

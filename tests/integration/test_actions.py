@@ -61,20 +61,6 @@ def stripe() -> Iterator[str]:
 
 
 @pytest.fixture
-def target() -> Iterator[str]:
-    targets.SEEN.clear()
-    with ThreadedServer(targets.app) as running:
-        yield running.url
-
-
-@pytest.fixture
-def other() -> Iterator[str]:
-    """A second origin (another port) that must never see a connection's credentials."""
-    with ThreadedServer(targets.app) as running:
-        yield running.url
-
-
-@pytest.fixture
 def server_settings(make_settings: Callable[..., Settings], smtp: tuple[int, _Inbox]) -> Settings:
     return make_settings(
         http_allow_private=True,

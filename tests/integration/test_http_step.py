@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -11,22 +11,7 @@ import pytest
 
 from flowgate.settings import Settings
 from tests import targets
-from tests.conftest import ThreadedServer
 from tests.integration.conftest import create_workflow
-
-
-@pytest.fixture
-def target() -> Iterator[str]:
-    targets.SEEN.clear()
-    with ThreadedServer(targets.app) as running:
-        yield running.url
-
-
-@pytest.fixture
-def other() -> Iterator[str]:
-    """A second origin (another port) that must never see a step's credentials."""
-    with ThreadedServer(targets.app) as running:
-        yield running.url
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ class ProjectPatch(_Body):
 class TriggerRequest(_Body):
     """DESIGN §3 "Shapes pinned down"; each type checks the fields it takes and refuses others."""
 
-    type: StrictStr = Field(description="The trigger type; today only `api`.")
+    type: StrictStr = Field(description="The trigger type: `api`, `webhook` or `schedule`.")
     name: StrictStr | None = Field(None, min_length=1, max_length=200)
     signature_style: Any = Field(None, alias="signatureStyle")
     signing_secret: Any = Field(None, alias="signingSecret")
