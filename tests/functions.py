@@ -62,3 +62,8 @@ def with_nul(config: dict[str, Any], context: Any) -> dict[str, str]:
     """Returns text holding U+0000, which PostgreSQL cannot store in JSON."""
     CALLS.append((context.run_id, context.step_id))
     return {"text": "a\x00b"}
+
+
+def own_timeout(config: dict[str, Any], context: Any) -> None:
+    """A call inside the step timed out (a socket, say): the step's failure, not STEP_TIMEOUT."""
+    raise TimeoutError("socket timed out")

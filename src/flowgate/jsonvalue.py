@@ -12,6 +12,9 @@ import json
 
 import orjson
 
+#: JSON text longer than this is parsed in a worker thread, not on the event loop (about a
+#: millisecond of parsing: a request's worth of time for everything else waiting).
+OFF_LOOP_BYTES = 64 * 1024
 #: orjson's message when a value is nested deeper than it encodes (254 levels).
 _ORJSON_TOO_DEEP = "Recursion limit reached"
 

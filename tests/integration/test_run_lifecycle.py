@@ -324,3 +324,27 @@ async def test_canceling_a_child_wakes_its_waiting_parent(client: httpx.AsyncCli
     assert ended["status"] == "failed"
     assert ended["error"]["stepId"] == "kid"
     assert "canceled" in ended["error"]["message"]
+
+
+async def test_step_raising_its_own_timeout_error_fails_the_step(
+    client: httpx.AsyncClient,
+) -> None:
+    definition = {
+        "id": "wf_own_timeout",
+        "name": "own timeout",
+        "status": "active",
+        "steps": [{"id": "call", "type": "python", "config": {"function": "own_timeout"}}],
+    }
+    await create_workflow(client, definition)
+
+    response = await client.post(
+        "/api/v1/workflows/wf_own_timeout/run", headers={"x-api-wait": "10"}
+    )
+
+    run = response.json()["data"]
+    assert run["status"] == "failed"
+    assert run["error"] == {
+        "code": "STEP_FAILED",
+        "message": "TimeoutError: socket timed out",
+        "stepId": "call",
+    }

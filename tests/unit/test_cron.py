@@ -163,3 +163,8 @@ def test_plan_on_time_during_the_repeated_hour_does_not_fire_again() -> None:
     assert cron.latest_at_or_before(schedule, _utc(2026, 10, 25, 1, 30)) == _utc(
         2026, 10, 25, 0, 30
     )
+
+
+def test_parse_expression_that_never_comes_due_is_refused() -> None:
+    with pytest.raises(cron.CronError, match="never comes due"):
+        cron.parse("0 0 31 2 *")

@@ -69,3 +69,21 @@ def test_prepare_refuses_missing_and_stale_headers_without_a_body() -> None:
         signatures.prepare(
             "stripe", "s3cret", {"stripe-signature": f"t={STAMP - 301},v1=x"}, now=NOW
         )
+
+
+@pytest.mark.parametrize(
+    ("style", "headers"),
+    [
+        ("stripe", {"stripe-signature": "t=²,v1=ab"}),
+        (
+            "standard-webhooks",
+            {"webhook-id": "msg_1", "webhook-timestamp": "١٢٣", "webhook-signature": "v1,x"},
+        ),
+    ],
+)
+def test_prepare_non_ascii_digits_in_a_timestamp_are_a_signature_error(
+    style: str, headers: dict[str, str]
+) -> None:
+    """``"²".isdigit()`` is True but ``int("²")`` fails: that was a 500, not a 401."""
+    with pytest.raises(signatures.SignatureError):
+        signatures.prepare(style, "whsec_c2VjcmV0", headers, now=NOW)

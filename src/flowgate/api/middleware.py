@@ -20,7 +20,6 @@ _SANE_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: JSON bodies above this are parsed and checked in a worker thread (a 1 MiB body of 100,000
 #: nodes costs tens of ms to walk); smaller ones cost less than the hop to a thread.
-_THREAD_JSON_BYTES = 64 * 1024
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -118,7 +117,7 @@ class RequestMiddleware:
         if content_type in YAML_TYPES and scope["path"].startswith(self.yaml_prefixes):
             # ~30 µs per node: a 100,000-node document would hold the event loop for seconds.
             return await asyncio.to_thread(_yaml_as_json, raw)
-        if len(raw) > _THREAD_JSON_BYTES:
+        if len(raw) > jsonvalue.OFF_LOOP_BYTES:
             await asyncio.to_thread(parse_json, raw)
         else:
             parse_json(raw)

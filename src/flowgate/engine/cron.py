@@ -53,10 +53,15 @@ def parse(cron: str, timezone: str = "UTC") -> Schedule:
         croniter(expression)
     except (CroniterError, ValueError, KeyError) as exc:
         raise CronError("not a valid cron expression") from exc
-    return Schedule(expression=expression, zone=_zone(timezone))
+    try:  # valid but never due (February 31st): refuse it now, not when it is scheduled
+        croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterError as exc:
+        raise CronError("never comes due") from exc
+    return Schedule(expression=expression, zone=zone(timezone))
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str) -> ZoneInfo:
+    """Raises CronError for a name that is not an IANA time zone."""
     if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
         raise CronError("not an IANA time zone name")
     try:

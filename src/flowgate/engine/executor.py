@@ -42,7 +42,11 @@ from flowgate.engine.steps import (
     StepWait,
 )
 from flowgate.engine.templating import TemplateEngine
-from flowgate.statuses import DONE_STEP_STATUSES, RETRYABLE_STEP_STATUSES
+from flowgate.statuses import (
+    DONE_STEP_STATUSES,
+    IN_FLIGHT_STEP_STATUSES,
+    RETRYABLE_STEP_STATUSES,
+)
 from flowgate.store.base import (
     Lease,
     RunProgress,
@@ -175,11 +179,16 @@ class RunExecutor:
                 await heartbeat
 
     async def _heartbeat(self, lease: Lease) -> None:
+        """Renew the lease every third of it until it is lost. A failed renewal (the store
+        blinked) is tried again at the next beat: two more chances before the lease lapses."""
         while True:
             await asyncio.sleep(self._lease_secs / 3)
             until = self._clock.now() + timedelta(seconds=self._lease_secs)
-            if not await self._store.renew_lease(lease, lease_until=until):
-                return
+            try:
+                if not await self._store.renew_lease(lease, lease_until=until):
+                    return
+            except Exception:
+                log.warning("run.lease_renewal_failed", extra={"run_id": lease.run_id})
 
     async def _crashed(self, run: RunRow, lease: Lease, exc: Exception, redact: Redactor) -> None:
         """Count the crash; the run is claimable again at once, or ends after MAX_CRASHES."""
@@ -377,8 +386,9 @@ class RunExecutor:
         self, state: _RunState, step: StepDef, config: JSON, ctx: StepContext
     ) -> StepOutcome:
         limit = _time_limit(step, state.deadline, self._clock.now())
+        deadline = asyncio.timeout(limit)
         try:
-            async with asyncio.timeout(limit):
+            async with deadline:
                 output = await self._step_types[step.type].execute(config, ctx)
             return StepOutcome(status=StepStatus.COMPLETED, output=self._bounded(output, step))
         except StepWait as wait:
@@ -392,23 +402,31 @@ class RunExecutor:
         except StepFailure as exc:
             message = state.redact(exc.message)
             return StepOutcome(status=StepStatus.FAILED, error=_error(exc.code, message, step))
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # the step's own timeout (a socket, say): its failure
+                return self._failed(state, step, ctx, exc)
             message = f"Step {step.id!r} timed out after {limit:g} s"
             return StepOutcome(
                 status=StepStatus.TIMED_OUT, error=_error("STEP_TIMEOUT", message, step)
             )
         except Exception as exc:
-            message = state.redact(f"{type(exc).__name__}: {exc}")
-            log.warning(
-                "step.failed",
-                extra={
-                    "run_id": ctx.run_id,
-                    "step_id": step.id,
-                    "error": message,
-                    "traceback": state.redact("".join(traceback.format_exception(exc))),
-                },
-            )
-            return StepOutcome(status=StepStatus.FAILED, error=_error("STEP_FAILED", message, step))
+            return self._failed(state, step, ctx, exc)
+
+    def _failed(
+        self, state: _RunState, step: StepDef, ctx: StepContext, exc: Exception
+    ) -> StepOutcome:
+        """An unexpected exception from a step: its failure, logged without secrets."""
+        message = state.redact(f"{type(exc).__name__}: {exc}")
+        log.warning(
+            "step.failed",
+            extra={
+                "run_id": ctx.run_id,
+                "step_id": step.id,
+                "error": message,
+                "traceback": state.redact("".join(traceback.format_exception(exc))),
+            },
+        )
+        return StepOutcome(status=StepStatus.FAILED, error=_error("STEP_FAILED", message, step))
 
     def _bounded(self, value: object, step: StepDef | None) -> JSON:
         """``value`` as JSON, refused (OUTPUT_TOO_LARGE) over ``FLOWGATE_MAX_OUTPUT_BYTES``."""
@@ -452,7 +470,10 @@ class RunExecutor:
         )
         now = self._clock.now()
         previous = state.history.get(step.id)
-        attempt = previous["attempt"] if previous is not None else 1
+        # A waiting (or lost) attempt ends here; after a failed one, this is the next attempt,
+        # so the failure it had stays in the history.
+        in_flight = previous is not None and previous["status"] in IN_FLIGHT_STEP_STATUSES
+        attempt = 1 if previous is None else previous["attempt"] + (0 if in_flight else 1)
         state.progress.steps.append(
             _step_row(state.run, step, position, attempt, outcome, now, now)
         )

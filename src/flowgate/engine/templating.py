@@ -234,6 +234,8 @@ class TemplateEngine:
             self._cache[source] = found
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(source)  # least recently used goes first
         return found
 
     def check(self, value: JSON) -> list[TemplateProblem]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from flowgate import errors
 from flowgate.clock import Clock, to_millis
@@ -144,18 +145,27 @@ class RateLimiter:
         share.claimed_at = now
         if share.minute > self._pruned:
             self._pruned = share.minute
-            await self.shared.prune_rate_counters(before_minute=share.minute - _KEEP_MINUTES)
+            self._in_background(self._prune(before_minute=share.minute - _KEEP_MINUTES))
 
     def _top_up_soon(self, key_id: str, category: Category, share: _Share, limit: int) -> None:
         """Claim more allowance in the background, before this process runs out."""
         if share.topping_up:
             return
         share.topping_up = True
-        task = asyncio.get_running_loop().create_task(
-            self._top_up(key_id, category, share, limit), name="ratelimit.top_up"
-        )
+        self._in_background(self._top_up(key_id, category, share, limit))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work, name="ratelimit.background")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _prune(self, *, before_minute: int) -> None:
+        """Delete old windows, off the request path: a failure only leaves rows for later."""
+        assert self.shared is not None  # noqa: S101 - only the shared path prunes
+        try:
+            await self.shared.prune_rate_counters(before_minute=before_minute)
+        except Exception as exc:
+            log.warning("ratelimit.prune_failed", extra={"error": str(exc)})
 
     async def _top_up(self, key_id: str, category: Category, share: _Share, limit: int) -> None:
         try:

@@ -138,7 +138,7 @@ def _stripe(secret: str, header: str | None, now: datetime) -> Pending:
             stamp = value
         elif name == "v1":
             candidates.append(value)
-    if not stamp.isdigit() or len(stamp) > 12 or not candidates:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12 or not candidates:
         raise SignatureError("Stripe-Signature must carry t=<timestamp> and v1=<signature>")
     _within_tolerance(int(stamp), now)
     return Pending(
@@ -161,7 +161,7 @@ def _standard(secret: str, headers: Mapping[str, str], now: datetime) -> Pending
     signatures = headers.get("webhook-signature", "")
     if not (msg_id and stamp and signatures):
         raise SignatureError("Missing webhook-id, webhook-timestamp or webhook-signature header")
-    if len(msg_id) > _MAX_ID or not stamp.isdigit() or len(stamp) > 12:
+    if len(msg_id) > _MAX_ID or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise SignatureError("Invalid webhook-id or webhook-timestamp header")
     _within_tolerance(int(stamp), now)
     return Pending(

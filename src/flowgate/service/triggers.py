@@ -120,4 +120,5 @@ async def update_trigger(
     if isinstance(enabled, bool):
         updated.row["enabled"] = enabled
     await svc.store.update_trigger(updated.row)
+    svc.notifier.schedules_changed()  # a new time or a re-enabled schedule is seen at once
     return updated

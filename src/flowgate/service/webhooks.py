@@ -32,7 +32,6 @@ SECRET_HEADERS = frozenset(
     | set(signatures.SIGNATURE_HEADERS.values())
 )
 MASK = "***"
-_THREAD_JSON_BYTES = 64 * 1024
 JsonParser = Callable[[bytes], JSON]
 
 
@@ -196,7 +195,7 @@ async def replay_delivery(
         verified = signed and signatures.SIGNATURE_HEADERS.get(str(style), "") in (
             row["signature_headers"] or {}
         )
-        form = parse_json(arrival.body)
+        form = await _parse_json(arrival.body, parse_json)
         arrival = replace(arrival, form=form if isinstance(form, dict) else None)
     try:
         return await _drive(
@@ -332,10 +331,16 @@ async def _run_input(arrival: Arrival, parse: JsonParser) -> JSONObject:
     )
     return {
         "body": body,
-        "query": _pairs(parse_qsl(arrival.query_string, keep_blank_values=True)),
+        "query": uploads.grouped(parse_qsl(arrival.query_string, keep_blank_values=True)),
         "headers": headers,
         "method": arrival.method,
     }
+
+
+async def _parse_json(raw: bytes, parse: JsonParser) -> JSON:
+    if len(raw) > jsonvalue.OFF_LOOP_BYTES:
+        return await asyncio.to_thread(parse, raw)
+    return parse(raw)
 
 
 async def _body(raw: bytes, content_type: str, parse: JsonParser) -> JSON:
@@ -344,9 +349,7 @@ async def _body(raw: bytes, content_type: str, parse: JsonParser) -> JSON:
     if content_type.startswith("multipart/"):  # read as a stream by ``receive_form``
         raise errors.UnsupportedMediaType("The multipart body could not be read")
     if content_type == "application/json" or content_type.endswith("+json"):
-        if len(raw) > _THREAD_JSON_BYTES:
-            return await asyncio.to_thread(parse, raw)
-        return parse(raw)
+        return await _parse_json(raw, parse)
     try:
         text = raw.decode()
     except UnicodeDecodeError as exc:
@@ -356,13 +359,8 @@ async def _body(raw: bytes, content_type: str, parse: JsonParser) -> JSON:
     if "\x00" in text:  # PostgreSQL can store no NUL in a run's input
         raise errors.InvalidRequest("The body must not contain NUL characters")
     if content_type == "application/x-www-form-urlencoded":
-        return _pairs(parse_qsl(text, keep_blank_values=True))
+        return uploads.grouped(parse_qsl(text, keep_blank_values=True))
     return text
-
-
-def _pairs(pairs: list[tuple[str, str]]) -> JSONObject:
-    """Repeated names become lists, in order."""
-    return uploads.grouped(pairs)
 
 
 async def _start(svc: Services, trigger: TriggerRow, run_input: JSONObject) -> HookStarted:

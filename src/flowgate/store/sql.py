@@ -296,11 +296,6 @@ class SqlStore(abc.ABC):
         query = t.api_keys.select().where(k.project_id == project_id).order_by(k.created_at, k.id)
         return cast(list[KeyRow], await self._all(query))
 
-    async def get_key(self, project_id: str, key_id: str) -> KeyRow | None:
-        k = t.api_keys.c
-        query = t.api_keys.select().where(k.project_id == project_id, k.id == key_id)
-        return cast(KeyRow | None, await self._one(query))
-
     async def revoke_key(self, project_id: str, key_id: str, *, now: datetime) -> KeyRow | None:
         k = t.api_keys.c
         mine = sa.and_(k.project_id == project_id, k.id == key_id)

@@ -4,9 +4,11 @@ in and the result out."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from flowgate import errors
@@ -29,12 +31,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in _stream(request):
         size += len(chunk)
         if size > limit:
             raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _stream(request: Request) -> AsyncIterator[bytes]:
+    """The body's chunks; a client gone mid-body is a 400, as in the JSON middleware."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect as exc:
+        raise errors.InvalidRequest("Client disconnected") from exc
 
 
 def arrival_of(request: Request, body: bytes) -> service.Arrival:
@@ -64,7 +75,7 @@ async def hook(
             token,
             arrival_of(request, b""),
             content_type=content_type,
-            chunks=request.stream(),
+            chunks=_stream(request),
             parse_json=parse_json,
         )
     else:

@@ -53,7 +53,7 @@ class ScheduleTrigger(TriggerType):
                 problems.append(Problem(["cron"], str(exc)))
         zone = config.get("timezone", "UTC")
         try:
-            cron.parse("* * * * *", zone if isinstance(zone, str) else "")
+            cron.zone(zone if isinstance(zone, str) else "")
         except cron.CronError as exc:
             problems.append(Problem(["timezone"], str(exc)))
         if not isinstance(config.get("input", {}), dict):
