@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from flowgate import __version__
+from flowgate.api import dialects
 from flowgate.api.errors import install_error_handlers
 from flowgate.api.middleware import RequestMiddleware
 from flowgate.api.responses import JSONResponse
@@ -46,5 +47,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     install_error_handlers(app)
     for module in (health, workflows, triggers, hooks, files, runs, keys, projects, connections):
         app.include_router(module.router)
+    for router in dialects.routers():
+        app.include_router(router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,8 +1,15 @@
-"""The one map from error class to HTTP status, and the handlers that render the envelope."""
+"""The one map from error class to HTTP status, and the handlers that render the envelope.
+
+A dialect (``api/dialects/``) answers its errors in its own body shape: it registers a renderer
+for its path prefix with ``register_error_shape``, and every error under that prefix — raised by
+a route, by the router (no route, wrong method) or by the middleware (body too large, bad
+JSON) — goes through it, so nothing falls through to the native envelope.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,23 +54,52 @@ def error_body(code: str, message: str, details: object = None) -> dict[str, obj
     return {"success": False, "error": error}
 
 
+def rate_limit_headers(exc: errors.FlowgateError) -> dict[str, str]:
+    """``Retry-After`` and the ``RateLimit-*`` headers of a RateLimited error; else none."""
+    if not isinstance(exc, errors.RateLimited):
+        return {}
+    return {
+        "Retry-After": str(exc.retry_after),
+        "RateLimit-Limit": str(exc.limit),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(exc.reset),
+    }
+
+
 def error_response(exc: errors.FlowgateError) -> Response:
-    headers = {}
-    if isinstance(exc, errors.RateLimited):
-        headers = {
-            "Retry-After": str(exc.retry_after),
-            "RateLimit-Limit": str(exc.limit),
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": str(exc.reset),
-        }
     return JSONResponse(
-        error_body(exc.code, exc.message, exc.details), status_code=status_of(exc), headers=headers
+        error_body(exc.code, exc.message, exc.details),
+        status_code=status_of(exc),
+        headers=rate_limit_headers(exc),
     )
+
+
+#: ``(error, request id) -> response`` in a dialect's own body shape.
+ErrorRenderer = Callable[[errors.FlowgateError, str], Response]
+_ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = []
+
+
+def register_error_shape(path_prefix: str, render: ErrorRenderer) -> None:
+    """Errors of requests whose path starts with ``path_prefix`` are rendered by ``render``."""
+    _ERROR_SHAPES.append((path_prefix, render))
+
+
+def error_response_for(path: str, exc: errors.FlowgateError, request_id: str) -> Response:
+    """The error in the shape of the API that ``path`` belongs to."""
+    for prefix, render in _ERROR_SHAPES:
+        if path.startswith(prefix):
+            return render(exc, request_id)
+    return error_response(exc)
+
+
+def _respond(request: Request, exc: errors.FlowgateError) -> Response:
+    request_id = str(getattr(request.state, "request_id", ""))
+    return error_response_for(request.url.path, exc, request_id)
 
 
 async def _flowgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.FlowgateError)  # noqa: S101 - registered for this class
-    return error_response(exc)
+    return _respond(request, exc)
 
 
 def _loc_path(loc: tuple[int | str, ...]) -> list[int | str]:
@@ -80,16 +116,17 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         {"path": _loc_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", "Invalid value"))}
         for e in exc.errors()
     ]
-    return error_response(errors.InvalidRequest("Invalid request", details=details))
+    return _respond(request, errors.InvalidRequest("Invalid request", details=details))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class
     if exc.status_code == 404:
-        return error_response(errors.NotFound(f"No route for {request.url.path}"))
+        return _respond(request, errors.NotFound(f"No route for {request.url.path}"))
     if exc.status_code == 405:
-        return error_response(
-            errors.MethodNotAllowed(f"Method {request.method} not allowed for {request.url.path}")
+        return _respond(
+            request,
+            errors.MethodNotAllowed(f"Method {request.method} not allowed for {request.url.path}"),
         )
     code = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN"}.get(
         exc.status_code, "INTERNAL"

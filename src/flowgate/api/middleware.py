@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowgate import errors, ids, jsonvalue
 from flowgate.api.body import YAML_TYPES, parse_json, parse_yaml
-from flowgate.api.errors import error_body, status_of
+from flowgate.api.errors import error_response_for
 from flowgate.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,14 @@ class RequestMiddleware:
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_with_id)
         except errors.FlowgateError as exc:
-            await _send_error(send_with_id, exc)
+            response = error_response_for(scope["path"], exc, request_id)
+            await response(scope, receive, send_with_id)
         except Exception:
             log.exception("request.failed", extra={"path": scope["path"]})
             if not started:
-                await _send_error(send_with_id, errors.FlowgateError("Internal server error"))
+                internal = errors.FlowgateError("Internal server error")
+                response = error_response_for(scope["path"], internal, request_id)
+                await response(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
 
@@ -163,18 +166,3 @@ def _replay(body: bytes, original: Receive) -> Receive:
         return await original()
 
     return receive
-
-
-async def _send_error(send: Send, exc: errors.FlowgateError) -> None:
-    body = jsonvalue.dumps(error_body(exc.code, exc.message, exc.details))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status_of(exc),
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

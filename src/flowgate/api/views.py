@@ -206,6 +206,9 @@ def delivery_out(row: DeliveryRow) -> JSONObject:
     body = row["body"]
     return {
         "id": row["id"],
+        "triggerId": row["trigger_id"],
+        "workflowId": row["workflow_id"],
+        "source": row["source"],
         "receivedAt": iso(row["received_at"]),
         "method": row["method"],
         "path": row["path"],

@@ -46,6 +46,8 @@ class StartRun:
     workflow: str
     input: JSON = None
     env: dict[str, str] | None = None
+    #: Env for single steps over the run's: ``{stepId: {NAME: value}}`` (Shipyard's overrides).
+    step_env: dict[str, dict[str, str]] | None = None
     connection_id: str | None = None
     idempotency_key: str | None = None
     priority: int = 0
@@ -281,6 +283,7 @@ def _new_run(
         lease_expires_at=None,
         lease_epoch=0,
         crash_count=0,
+        step_env=cmd.step_env or None,
         wake_at=None,
         created_at=now,
         started_at=None,

@@ -286,6 +286,9 @@ def _delivery_row(trigger: TriggerRow, arrival: Arrival, now: datetime) -> Deliv
         run_id=None,
         signature_headers=kept or None,
         replay_key=None,
+        workflow_id=trigger["workflow_id"],
+        source="webhook",
+        run_start=None,
     )
 
 

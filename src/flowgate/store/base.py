@@ -116,6 +116,11 @@ class DeliveryRow(TypedDict):
     run_id: str | None
     signature_headers: JSONObject | None
     replay_key: str | None
+    workflow_id: str | None
+    #: ``webhook`` or the dialect that received the call (``pinkfish``, ``axiom``, ``shipyard``).
+    source: str | None
+    #: A dialect call's run as translated, ``{input, env, stepEnv}``, to start it again.
+    run_start: JSONObject | None
 
 
 class FileRow(TypedDict):
@@ -152,6 +157,8 @@ class RunRow(TypedDict):
     lease_epoch: int
     #: How often executing this run raised something other than a step's own failure.
     crash_count: int
+    #: ``{stepId: {NAME: value}}``: env a single step sees over ``env``, or None.
+    step_env: dict[str, dict[str, str]] | None
     wake_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -341,6 +348,12 @@ class Store(Protocol):
     async def list_deliveries(
         self, project_id: str, trigger_id: str, page: Page
     ) -> list[DeliveryRow]: ...
+    async def list_workflow_deliveries(
+        self, project_id: str, workflow_id: str, page: Page
+    ) -> list[DeliveryRow]: ...
+    async def get_workflow_delivery(
+        self, project_id: str, workflow_id: str, delivery_id: str
+    ) -> DeliveryRow | None: ...
     async def prune_deliveries(self, *, before: datetime, limit: int) -> int: ...
     async def insert_files(self, rows: Sequence[FileRow]) -> None: ...
     async def get_file(self, project_id: str, file_id: str) -> FileRow | None: ...

@@ -551,9 +551,33 @@ class SqlStore(abc.ABC):
     ) -> list[DeliveryRow]:
         """Newest first, keyset on (received_at, id)."""
         d = t.trigger_deliveries.c
+        return await self._deliveries(d.project_id == project_id, d.trigger_id == trigger_id, page)
+
+    async def list_workflow_deliveries(
+        self, project_id: str, workflow_id: str, page: Page
+    ) -> list[DeliveryRow]:
+        """Every delivery for one workflow (webhooks and dialect calls), newest first."""
+        d = t.trigger_deliveries.c
+        return await self._deliveries(
+            d.project_id == project_id, d.workflow_id == workflow_id, page
+        )
+
+    async def get_workflow_delivery(
+        self, project_id: str, workflow_id: str, delivery_id: str
+    ) -> DeliveryRow | None:
+        d = t.trigger_deliveries.c
+        query = t.trigger_deliveries.select().where(
+            d.project_id == project_id, d.workflow_id == workflow_id, d.id == delivery_id
+        )
+        return cast(DeliveryRow | None, await self._one(query))
+
+    async def _deliveries(
+        self, project: sa.ColumnElement[bool], owner: sa.ColumnElement[bool], page: Page
+    ) -> list[DeliveryRow]:
+        d = t.trigger_deliveries.c
         query = (
             t.trigger_deliveries.select()
-            .where(d.project_id == project_id, d.trigger_id == trigger_id)
+            .where(project, owner)
             .order_by(d.received_at.desc(), d.id.desc())
             .limit(page.limit)
         )

@@ -182,8 +182,14 @@ trigger_deliveries = sa.Table(
     #: Set on an accepted timestamped delivery (Stripe's timestamp and signature, Standard
     #: Webhooks' ``webhook-id``): the unique index refuses the same one twice (a replay).
     sa.Column("replay_key", sa.String(300), nullable=True),
+    #: The workflow called, and how: ``webhook`` or a dialect (``pinkfish``, ``axiom``, ...).
+    sa.Column("workflow_id", sa.String(80), nullable=True),
+    sa.Column("source", sa.String(16), nullable=True),
+    #: A dialect call's run as translated (``{input, env, stepEnv}``), to start it again.
+    sa.Column("run_start", JSONType, nullable=True),
     sa.PrimaryKeyConstraint("project_id", "id"),
     sa.Index(None, "project_id", "trigger_id", "received_at"),
+    sa.Index(None, "project_id", "workflow_id", "received_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "project_id", "trigger_id", "replay_key", unique=True),
 )
@@ -240,6 +246,9 @@ runs = sa.Table(
     sa.Column("lease_expires_at", UTCMillis(), nullable=True),
     sa.Column("lease_epoch", sa.Integer, nullable=False, server_default="0"),
     sa.Column("crash_count", sa.Integer, nullable=False, server_default="0"),
+    #: Env for single steps over the run's ``env``: ``{stepId: {NAME: value}}`` (Shipyard's
+    #: ``vessel_overrides``), or null.
+    sa.Column("step_env", JSONType, nullable=True),
     sa.Column("wake_at", UTCMillis(), nullable=True),
     _created_at(),
     sa.Column("started_at", UTCMillis(), nullable=True),

@@ -12,9 +12,9 @@ from flowgate.api.body import parse_json
 from flowgate.api.deps import ExecutingPrincipalDep, PrincipalDep, ServicesDep
 from flowgate.api.models import TriggerPatch, TriggerRequest
 from flowgate.api.responses import ok, page
+from flowgate.service import dialects, webhooks
 from flowgate.service import triggers as service
-from flowgate.service import webhooks
-from flowgate.store.base import Page
+from flowgate.store.base import DeliveryRow, Page
 from flowgate.types import JSON
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"])
@@ -62,6 +62,41 @@ async def list_deliveries(
 ) -> Response:
     after = views.decode_cursor(cursor)
     rows = await webhooks.list_deliveries(svc, who, trigger_id, Page(limit=limit + 1, after=after))
+    return _deliveries_page(rows, limit)
+
+
+@router.get(
+    "/workflows/{workflow_id}/deliveries",
+    summary="A workflow's inbox: its webhook deliveries and dialect calls",
+)
+async def list_workflow_deliveries(
+    workflow_id: str,
+    svc: ServicesDep,
+    who: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Response:
+    after = views.decode_cursor(cursor)
+    rows = await dialects.list_workflow_deliveries(
+        svc, who, workflow_id, Page(limit=limit + 1, after=after)
+    )
+    return _deliveries_page(rows, limit)
+
+
+@router.post(
+    "/workflows/{workflow_id}/deliveries/{delivery_id}/replay",
+    status_code=201,
+    summary="Start a kept dialect call's run again",
+)
+async def replay_workflow_delivery(
+    workflow_id: str, delivery_id: str, svc: ServicesDep, who: ExecutingPrincipalDep
+) -> Response:
+    started = await dialects.replay_dialect_delivery(svc, who, workflow_id, delivery_id)
+    run = started.run
+    return ok(views.started_run(run), status_code=201, headers={"X-Run-Id": run["id"]})
+
+
+def _deliveries_page(rows: list[DeliveryRow], limit: int) -> Response:
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]

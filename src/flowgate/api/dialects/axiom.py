@@ -1,0 +1,7 @@
+"""The axiom dialect (DESIGN §4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["axiom"])

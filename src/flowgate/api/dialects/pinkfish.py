@@ -1,0 +1,7 @@
+"""The pinkfish dialect (DESIGN §4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["pinkfish"])

@@ -1,0 +1,7 @@
+"""The shipyard dialect (DESIGN §4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["shipyard"])
