@@ -3,25 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import re
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from flowgate.settings import Settings
-from tests.conftest import ADMIN_KEY, ThreadedServer
+from tests import recipes
+from tests.conftest import ThreadedServer
 from tests.pg import free_port
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "triggers.md"
+DOC = recipes.DOCS / "triggers.md"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
@@ -42,45 +36,9 @@ def server(server_settings: Settings) -> Iterator[ThreadedServer]:
         yield running
 
 
-def _example(name: str) -> str:
-    found = re.findall(
-        rf"^<!-- example: {re.escape(name)} -->\n```sh\n(.*?)^```$", DOC.read_text(), re.M | re.S
-    )
-    assert len(found) == 1, f"{DOC} needs exactly one ```sh block marked `example: {name}`"
-    script: str = found[0]
-    return script
-
-
-def _json_documents(text: str) -> list[Any]:
-    """Every JSON value the script printed, in order (curl replies, one per line or not)."""
-    decoder, documents, at = json.JSONDecoder(), [], 0
-    while (start := text.find("{", at)) != -1:
-        try:
-            value, at = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            at = start + 1
-            continue
-        documents.append(value)
-    return documents
-
-
 async def _run_example(name: str, server: ThreadedServer) -> list[Any]:
-    bash = shutil.which("bash")
-    assert bash, "bash is needed to run the docs' recipes"
-    assert shutil.which("curl"), "curl is needed to run the docs' recipes (make test installs it)"
-    env = {**os.environ, "FLOWGATE_URL": server.url, "FLOWGATE_API_KEY": ADMIN_KEY}
-    # In a thread: the server answers on its own loop, but this test's loop must not block either.
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [bash, "-euo", "pipefail", "-c", _example(name)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr}\n{done.stdout}"
-    return _json_documents(done.stdout)
+    done = await recipes.run_example(DOC, name, server.url)
+    return recipes.json_documents(done.stdout)
 
 
 def _next_2am_berlin_utc(now: datetime) -> str:
