@@ -3,14 +3,20 @@ loopback services outbound steps call."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests import targets
 from tests.conftest import ThreadedServer
+from tests.pg import PostgresCluster
 
 ORDER_INPUT = {
     "customerId": "c1",
@@ -91,3 +97,24 @@ def other() -> Iterator[str]:
     """A second origin (another port) that must never see a step's or connection's credentials."""
     with ThreadedServer(targets.app) as running:
         yield running.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no tables yet (to test migrations from an older revision)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = f"m_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        engine = create_async_engine(
+            cluster.url.replace("postgresql://", "postgresql+asyncpg://"),
+            isolation_level="AUTOCOMMIT",
+        )
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+    return cluster.url_for(name)

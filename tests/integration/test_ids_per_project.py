@@ -3,21 +3,14 @@ projects may both have ``wf_daily_report``, and nothing reveals another project'
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from pathlib import Path
-
 import httpx
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from flowgate.store import open_store
 from flowgate.store.migrate import alembic_config, upgrade_database
 from tests.integration.conftest import create_workflow, simple_workflow
-from tests.pg import PostgresCluster
 
 
 async def _other_project(client: httpx.AsyncClient) -> dict[str, str]:
@@ -123,26 +116,6 @@ def _seed(conn: Connection) -> None:
             ),
             {"v": version, "n": now},
         )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'old.db'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    name = f"m_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        engine = create_async_engine(
-            cluster.url.replace("postgresql://", "postgresql+asyncpg://"),
-            isolation_level="AUTOCOMMIT",
-        )
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-    return cluster.url_for(name)
 
 
 async def test_migration_to_ids_per_project_keeps_workflows_and_versions(
