@@ -600,3 +600,19 @@ async def replay_runs(
 
 
 _UNFINISHED = tuple(sorted(status.value for status in UNFINISHED_RUN_STATUSES))
+
+
+async def latest_run_of_workflow(
+    svc: Services, principal: Principal, workflow_ref: str, *, by_name: bool = False
+) -> RunRow | None:
+    """The workflow's newest run by creation, whatever started it, or None if it has none.
+    ``by_name``: only the exact name matches, never an id. Raises NotFound ("Workflow not
+    found"), Forbidden (no ``runs:read``)."""
+    principal.require("runs:read")
+    workflow = await find_workflow(svc, principal.project_id, workflow_ref)
+    if workflow is None or (by_name and workflow["name"] != workflow_ref):
+        raise errors.NotFound("Workflow not found")
+    newest = await svc.store.list_runs(
+        principal.project_id, RunFilter(workflow_id=workflow["id"]), Page(limit=1)
+    )
+    return newest[0] if newest else None
