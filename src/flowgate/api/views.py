@@ -56,7 +56,17 @@ def run_summary(run: RunRow) -> JSONObject:
 
 
 def run_detail(detail: RunDetail) -> JSONObject:
-    return {**run_summary(detail.run), "steps": [step_out(step) for step in detail.steps]}
+    """The whole run; ``stepEnv`` (per-step env, from a Shipyard call) masked like ``env``."""
+    step_env = detail.run["step_env"]
+    return {
+        **run_summary(detail.run),
+        "stepEnv": (
+            None
+            if not step_env
+            else {step_id: {name: "***" for name in own} for step_id, own in step_env.items()}
+        ),
+        "steps": [step_out(step) for step in detail.steps],
+    }
 
 
 def step_out(step: StepView) -> JSONObject:

@@ -162,7 +162,7 @@ class RunExecutor:
         crash: the lease lapses and the run is taken over once the store is back.
         """
         lease = Lease(run_id=run["id"], owner=str(run["lease_owner"]), epoch=run["lease_epoch"])
-        redact = Redactor(run["env"].values())
+        redact = Redactor(_env_values(run))
         heartbeat = asyncio.create_task(self._heartbeat(lease), name=f"lease:{run['id']}")
         try:
             await self._execute(run, lease, redact)
@@ -340,12 +340,14 @@ class RunExecutor:
         *,
         resume_state: JSON,
     ) -> StepOutcome:
+        env = _env_for(state.run, step.id)
+        context = state.context if env is state.run["env"] else {**state.context, "env": env}
         try:
             if step.condition is not None and not self._templates.condition(
-                step.condition, state.context
+                step.condition, context
             ):
                 return StepOutcome(status=StepStatus.SKIPPED)
-            config = self._templates.render(step.config, state.context)
+            config = self._templates.render(step.config, context)
         except errors.TemplateError as exc:
             message = state.redact(f"Step {step.id!r}: {exc.message}")
             return StepOutcome(
@@ -362,7 +364,7 @@ class RunExecutor:
             step_id=step.id,
             attempt=attempt,
             project_id=state.run["project_id"],
-            env=state.run["env"],
+            env=env,
             connection=None,
             functions=self._functions,
             clock=self._clock,
@@ -592,6 +594,21 @@ def _template_context(run: RunRow, history: dict[str, StepRunRow]) -> JSONObject
         "run": {"id": run["id"], "workflowId": run["workflow_id"]},
         "steps": steps,
     }
+
+
+def _env_for(run: RunRow, step_id: str) -> dict[str, str]:
+    """The env a step sees: the run's, overlaid with the step's own entry of ``step_env``
+    (Shipyard's per-vessel overrides); the run's own dict when the step has none."""
+    own = (run["step_env"] or {}).get(step_id)
+    return {**run["env"], **own} if own else run["env"]
+
+
+def _env_values(run: RunRow) -> list[str]:
+    """Every env value a step of the run may see: each is a secret to the redactor."""
+    values = list(run["env"].values())
+    for own in (run["step_env"] or {}).values():
+        values.extend(own.values())
+    return values
 
 
 def _error(code: str, message: str, step: StepDef) -> JSONObject:

@@ -238,6 +238,7 @@ async def _prepare(
     compiled = svc.catalog.compiled(
         workflow["project_id"], workflow["id"], workflow["version"], workflow["definition"]
     )
+    step_env = _step_env_by_id(compiled, cmd.step_env)
     run_input, problems = compiled.validator.validate(sent_input)
     if problems:
         raise errors.ValidationFailed(
@@ -248,7 +249,9 @@ async def _prepare(
         connection = await svc.store.get_connection(principal.project_id, cmd.connection_id)
         if connection is None:
             raise errors.NotFound("Connection not found")
-    return _new_run(svc, principal, workflow, compiled, cmd, run_input, sent_input)
+    return _new_run(
+        svc, principal, workflow, compiled, cmd, run_input, sent_input, step_env=step_env
+    )
 
 
 def _new_run(
@@ -259,6 +262,8 @@ def _new_run(
     cmd: StartRun,
     run_input: JSON,
     sent_input: JSON,
+    *,
+    step_env: dict[str, dict[str, str]] | None,
 ) -> NewRun:
     now = svc.clock.now()
     env = {**compiled.env, **(cmd.env or {})}
@@ -283,7 +288,7 @@ def _new_run(
         lease_expires_at=None,
         lease_epoch=0,
         crash_count=0,
-        step_env=cmd.step_env or None,
+        step_env=step_env,
         wake_at=None,
         created_at=now,
         started_at=None,
@@ -294,6 +299,37 @@ def _new_run(
         ttl = timedelta(seconds=svc.settings.idempotency_ttl_secs)
         claim = IdempotencyClaim(key=cmd.idempotency_key, input=sent_input, expires_at=now + ttl)
     return NewRun(row=run, idempotency=claim, fire=cmd.fire)
+
+
+def _step_env_by_id(
+    compiled: CompiledWorkflow, step_env: dict[str, dict[str, str]] | None
+) -> dict[str, dict[str, str]] | None:
+    """``step_env`` keyed by step id. A key names a step by its id, else by its exact name
+    (Shipyard's vessels are named); entries that name the same step merge in order, and empty
+    ones are dropped. Raises InvalidRequest for a key that names no step, or a name several
+    steps share."""
+    if not step_env:
+        return None
+    resolved: dict[str, dict[str, str]] = {}
+    for ref, values in step_env.items():
+        step_id = _step_id_of(compiled, ref)
+        resolved[step_id] = {**resolved.get(step_id, {}), **values}
+    return {step_id: values for step_id, values in resolved.items() if values} or None
+
+
+def _step_id_of(compiled: CompiledWorkflow, ref: str) -> str:
+    if any(step.id == ref for step in compiled.steps):
+        return ref
+    named = [step.id for step in compiled.steps if step.name == ref]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        why = "several steps have this name; name the step by its id"
+        message = f"Ambiguous step {ref!r}: {why}"
+    else:
+        why = "no step of the workflow has this id or name"
+        message = f"Unknown step {ref!r}: {why}"
+    raise errors.InvalidRequest(message, details=[{"path": ["stepEnv", ref], "message": why}])
 
 
 def _concurrency_key(
