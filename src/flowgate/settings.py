@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     max_wait_secs: float = Field(
         60, gt=0, description="Longest `x-api-wait` a request may ask for."
     )
+    pinkfish_wait_secs: float = Field(
+        60,
+        gt=0,
+        description="How long a Pinkfish-style call with `x-api-wait: true` waits for its run "
+        "before answering with the timeout body.",
+    )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
     max_upload_bytes: int = Field(26_214_400, gt=0, description="Largest accepted uploaded file.")
     max_output_bytes: int = Field(

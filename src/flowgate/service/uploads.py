@@ -1,10 +1,10 @@
-"""File parts of multipart webhook calls (DESIGN §4, §7).
+"""File parts of multipart calls: native webhooks and the Pinkfish dialect (DESIGN §4, §7).
 
 The body is parsed as a stream (python-multipart's push parser): each file part is written to
 ``{data_dir}/uploads/{fileId}`` (0600, in 0700 directories) chunk by chunk as it arrives, so
 memory does not grow with a request's size. Text fields are kept, within
 ``FLOWGATE_MAX_BODY_BYTES`` in all. A small row per file lets ``GET /api/v1/files/{id}`` serve
-it to keys of the trigger's project; files are deleted with the inbox, after
+it to keys of the project that received it; files are deleted with the inbox, after
 ``FLOWGATE_INBOX_DAYS``.
 """
 
@@ -25,7 +25,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from flowgate import errors, ids
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
-from flowgate.store.base import FileRow, TriggerRow
+from flowgate.store.base import FileRow
 from flowgate.types import JSON, JSONObject
 from flowgate.vault import make_private_dirs
 
@@ -80,17 +80,20 @@ def grouped(pairs: Sequence[tuple[str, JSON]]) -> JSONObject:
 
 async def read_form(
     svc: Services,
-    trigger: TriggerRow,
     *,
+    project_id: str,
+    owner_id: str,
     content_type: str,
     chunks: AsyncIterable[bytes],
     check: BodyCheck | None = None,
 ) -> Form:
-    """Parse and store a ``multipart/form-data`` body; ``check`` sees its raw chunks and may
-    refuse it once it has ended, before the files are recorded. Raises UnsupportedMediaType (not
-    form-data, no boundary), PayloadTooLarge (a file over ``max_upload_bytes``, fields over
-    ``max_body_bytes``), InvalidRequest (malformed, too many parts, text not UTF-8) and what
-    ``check.finish`` raises; on any failure the files written so far are deleted."""
+    """Parse and store a ``multipart/form-data`` body as files of ``project_id``, recorded as
+    received by ``owner_id`` (a trigger, or the workflow a dialect call named); ``check`` sees
+    its raw chunks and may refuse it once it has ended, before the files are recorded. Raises
+    UnsupportedMediaType (not form-data, no boundary), PayloadTooLarge (a file over
+    ``max_upload_bytes``, fields over ``max_body_bytes``), InvalidRequest (malformed, too many
+    parts, text not UTF-8) and what ``check.finish`` raises; on any failure the files written
+    so far are deleted."""
     kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -118,7 +121,7 @@ async def read_form(
             raise errors.InvalidRequest("The multipart body ends before its closing boundary")
         if check is not None:
             check.finish()
-        rows = reader.rows(trigger, svc.clock.now())
+        rows = reader.rows(project_id, owner_id, svc.clock.now())
         await svc.store.insert_files(rows)
     except FormParserError as exc:
         await asyncio.to_thread(reader.discard)
@@ -296,12 +299,12 @@ class _Reader:
     def _end(self) -> None:
         self.ended = True
 
-    def rows(self, trigger: TriggerRow, now: datetime) -> list[FileRow]:
+    def rows(self, project_id: str, owner_id: str, now: datetime) -> list[FileRow]:
         return [
             FileRow(
-                project_id=trigger["project_id"],
+                project_id=project_id,
                 id=file.id,
-                trigger_id=trigger["id"],
+                trigger_id=owner_id,
                 filename=file.filename,
                 content_type=file.content_type,
                 size=file.size,

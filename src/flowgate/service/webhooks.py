@@ -86,7 +86,12 @@ async def receive_form(
     try:
         signed = _signed_body(svc, trigger, arrival, now)
         form = await uploads.read_form(
-            svc, trigger, content_type=content_type, chunks=chunks, check=signed
+            svc,
+            project_id=trigger["project_id"],
+            owner_id=trigger["id"],
+            content_type=content_type,
+            chunks=chunks,
+            check=signed,
         )
     except errors.FlowgateError as exc:
         row = _delivery_row(trigger, arrival, now)

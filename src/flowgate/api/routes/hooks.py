@@ -31,7 +31,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in _stream(request):
+    async for chunk in body_chunks(request):
         size += len(chunk)
         if size > limit:
             raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes")
@@ -39,7 +39,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _stream(request: Request) -> AsyncIterator[bytes]:
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
     """The body's chunks; a client gone mid-body is a 400, as in the JSON middleware."""
     try:
         async for chunk in request.stream():
@@ -75,7 +75,7 @@ async def hook(
             token,
             arrival_of(request, b""),
             content_type=content_type,
-            chunks=_stream(request),
+            chunks=body_chunks(request),
             parse_json=parse_json,
         )
     else:
