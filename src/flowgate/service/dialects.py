@@ -73,9 +73,12 @@ async def start_dialect_run(
     try:
         started = await start_run(svc, principal, command)
     except errors.FlowgateError as exc:
-        await _keep(svc, principal, call, workflow, trigger_id, run_id=None, reason=exc.message)
+        refused = _delivery(svc, principal, call, workflow, trigger_id, run_id=None)
+        await _keep(svc, {**refused, "reason": exc.message})
         raise
-    await _keep(svc, principal, call, workflow, trigger_id, run_id=started.run["id"], reason=None)
+    await _keep(
+        svc, _delivery(svc, principal, call, workflow, trigger_id, run_id=started.run["id"])
+    )
     return DialectStarted(started=started, workflow=workflow, trigger_id=trigger_id)
 
 
@@ -98,24 +101,13 @@ async def _resolve(
     return workflow, None
 
 
-async def _keep(
-    svc: Services,
-    principal: Principal,
-    call: DialectCall,
-    workflow: WorkflowRow,
-    trigger_id: str | None,
-    *,
-    run_id: str | None,
-    reason: str | None,
-) -> None:
+async def _keep(svc: Services, row: DeliveryRow) -> None:
     """Write the call's delivery. A failure to write it is logged, never the caller's error:
     the run is recorded already, and the answer must say so."""
     try:
-        await svc.store.insert_delivery(
-            _delivery(svc, principal, call, workflow, trigger_id, run_id=run_id, reason=reason)
-        )
+        await svc.store.insert_delivery(row)
     except Exception:
-        log.exception("dialect.inbox_write_failed", extra={"run_id": run_id})
+        log.exception("dialect.inbox_write_failed", extra={"run_id": row["run_id"]})
 
 
 def _delivery(
@@ -126,7 +118,6 @@ def _delivery(
     trigger_id: str | None,
     *,
     run_id: str | None,
-    reason: str | None,
 ) -> DeliveryRow:
     secret = SECRET_HEADERS | call.extra_secret_headers
     headers: JSONObject = {}
@@ -151,7 +142,7 @@ def _delivery(
         headers=headers,
         body=call.arrival.body,
         verdict="accepted" if run_id is not None else "rejected",
-        reason=reason,
+        reason=None,
         run_id=run_id,
         signature_headers=None,
         replay_key=None,
