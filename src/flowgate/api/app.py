@@ -42,6 +42,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         description="Self-hosted, durable workflow automation.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # A path with a stray slash is a 404 in its API's shape, not a redirect built from the
+        # request's Host header (which would repeat a Pinkfish webhook URL's key elsewhere).
+        redirect_slashes=False,
     )
     app.state.services = svc
     install_error_handlers(app)

@@ -80,16 +80,32 @@ _ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = []
 
 
 def register_error_shape(path_prefix: str, render: ErrorRenderer) -> None:
-    """Errors of requests whose path starts with ``path_prefix`` are rendered by ``render``."""
+    """Errors of requests whose path starts with ``path_prefix`` (which ends with ``/``), or is
+    that prefix without its slash, are rendered by ``render``."""
     _ERROR_SHAPES.append((path_prefix, render))
 
 
 def error_response_for(path: str, exc: errors.FlowgateError, request_id: str) -> Response:
-    """The error in the shape of the API that ``path`` belongs to."""
+    """The error in the shape of the API that ``path`` belongs to. A NUL ends the path here:
+    ``/ext%00`` is refused in Pinkfish's shape like ``/ext/%00``."""
+    path = path.split("\x00", 1)[0]
     for prefix, render in _ERROR_SHAPES:
-        if path.startswith(prefix):
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
             return render(exc, request_id)
     return error_response(exc)
+
+
+def message_with_details(exc: errors.FlowgateError) -> str:
+    """The message with each ``{path, message}`` detail appended (``Input validation failed:
+    rows.0.email: Required; …``), for error bodies that have no ``details`` field."""
+    details = exc.details if isinstance(exc.details, list) else []
+    failures = [
+        f"{'.'.join(str(part) for part in item.get('path', [])) or '(input)'}: "
+        f"{item.get('message', '')}"
+        for item in details
+        if isinstance(item, dict)
+    ]
+    return f"{exc.message}: {'; '.join(failures)}" if failures else exc.message
 
 
 def _respond(request: Request, exc: errors.FlowgateError) -> Response:

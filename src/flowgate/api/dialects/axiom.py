@@ -19,7 +19,12 @@ from starlette.responses import Response
 from flowgate import errors, jsonvalue
 from flowgate.api.body import parse_json
 from flowgate.api.deps import ServicesDep
-from flowgate.api.errors import rate_limit_headers, register_error_shape, status_of
+from flowgate.api.errors import (
+    message_with_details,
+    rate_limit_headers,
+    register_error_shape,
+    status_of,
+)
 from flowgate.api.responses import JSONResponse
 from flowgate.api.routes.hooks import arrival_of
 from flowgate.service import runs
@@ -72,7 +77,7 @@ def _render_error(exc: errors.FlowgateError, request_id: str) -> Response:
     elif isinstance(exc, errors.QuotaExceeded):
         status, message = 403, "Quota exceeded"
     elif isinstance(exc, errors.ValidationFailed):
-        message = _validation_message(exc)
+        message = message_with_details(exc)
     elif status == 500:
         message = "Internal server error"
     return JSONResponse(
@@ -80,19 +85,6 @@ def _render_error(exc: errors.FlowgateError, request_id: str) -> Response:
         status_code=status,
         headers=rate_limit_headers(exc),
     )
-
-
-def _validation_message(exc: errors.FlowgateError) -> str:
-    """``Input validation failed: rows.0.email: Required; …``: Axiom's body has no ``details``,
-    so the failures go into the message."""
-    details = exc.details if isinstance(exc.details, list) else []
-    failures = [
-        f"{'.'.join(str(part) for part in item.get('path', [])) or '(input)'}: "
-        f"{item.get('message', '')}"
-        for item in details
-        if isinstance(item, dict)
-    ]
-    return f"{exc.message}: {'; '.join(failures)}" if failures else exc.message
 
 
 register_error_shape(PREFIX, _render_error)

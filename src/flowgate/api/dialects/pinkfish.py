@@ -22,7 +22,12 @@ from starlette.responses import Response
 from flowgate import errors, jsonvalue
 from flowgate.api.body import parse_json
 from flowgate.api.deps import ServicesDep, api_key_of
-from flowgate.api.errors import rate_limit_headers, register_error_shape, status_of
+from flowgate.api.errors import (
+    message_with_details,
+    rate_limit_headers,
+    register_error_shape,
+    status_of,
+)
 from flowgate.api.responses import JSONResponse
 from flowgate.api.routes.hooks import arrival_of, body_chunks, read_body
 from flowgate.api.routes.runs import wait_seconds
@@ -78,10 +83,15 @@ def render_error(exc: errors.FlowgateError, request_id: str) -> Response:
     """``{"error": <reason phrase>, "message"}``, CORS headers on it as on every answer."""
     status = status_of(exc)
     return JSONResponse(
-        {"error": _REASONS.get(status, "Internal Server Error"), "message": exc.message},
+        {"error": _REASONS.get(status, "Internal Server Error"), "message": _message(exc)},
         status_code=status,
         headers={**CORS_HEADERS, **rate_limit_headers(exc)},
     )
+
+
+def _message(exc: errors.FlowgateError) -> str:
+    """Pinkfish's body has no ``details``: a validation failure names each problem in it."""
+    return message_with_details(exc) if isinstance(exc, errors.ValidationFailed) else exc.message
 
 
 register_error_shape("/ext/", render_error)
