@@ -35,6 +35,15 @@ class StepStatus(StrEnum):
     WAITING = "waiting"
 
 
+class EventStatus(StrEnum):
+    """An event trigger's status (DESIGN §6); only ``waiting`` changes."""
+
+    WAITING = "waiting"
+    RECEIVED = "received"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+
+
 class WorkflowStatus(StrEnum):
     DRAFT = "draft"
     ACTIVE = "active"

@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.conftest import create_workflow, simple_workflow
 
+
 def _shape(body: Any) -> str:
     if isinstance(body, dict) and set(body) == {"error", "message"}:
         return "pinkfish"

@@ -20,6 +20,7 @@ from flowgate.api.routes import (
     keys,
     projects,
     runs,
+    streams,
     triggers,
     workflows,
 )
@@ -48,7 +49,19 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     install_error_handlers(app)
-    for module in (health, workflows, triggers, hooks, files, runs, keys, projects, connections):
+    modules = (
+        health,
+        workflows,
+        triggers,
+        hooks,
+        files,
+        runs,
+        streams,
+        keys,
+        projects,
+        connections,
+    )
+    for module in modules:
         app.include_router(module.router)
     for router in dialects.routers():
         app.include_router(router)

@@ -34,6 +34,7 @@ from flowgate.engine.steps import (
     Children,
     Connections,
     ConnectionView,
+    EventWait,
     HttpContext,
     SmtpDefaults,
     StepContext,
@@ -48,6 +49,8 @@ from flowgate.statuses import (
     RETRYABLE_STEP_STATUSES,
 )
 from flowgate.store.base import (
+    EventKeyTaken,
+    EventTriggerRow,
     Lease,
     RunProgress,
     RunRow,
@@ -72,6 +75,8 @@ class StepOutcome:
     error: JSONObject | None = None
     wait_until: datetime | None = None
     wait_for_run: str | None = None
+    #: Event triggers the waiting step opens (``wait_for_event``).
+    events: tuple[EventWait, ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -123,6 +128,34 @@ class _RecordingConnections:
         return found
 
 
+class _StoreEvents:
+    """``steps.Events`` over the store: what a ``wait_for_event`` step reads and times out."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def triggers(self, project_id: str, trigger_ids: list[str]) -> list[JSONObject]:
+        rows = await self._store.get_event_triggers(project_id, trigger_ids)
+        return [_trigger_view(row) for row in rows]
+
+    async def expire(self, project_id: str, trigger_ids: list[str]) -> list[JSONObject]:
+        now = self._clock.now()
+        rows = await self._store.expire_event_triggers(project_id, trigger_ids, now=now)
+        return [_trigger_view(row) for row in rows]
+
+
+def _trigger_view(row: EventTriggerRow) -> JSONObject:
+    """What a step reads of its trigger."""
+    return {
+        "id": row["id"],
+        "event_key": row["event_key"],
+        "status": row["status"],
+        "any_of": row["any_of"],
+        "response_payload": row["response_payload"],
+    }
+
+
 class RunExecutor:
     """Executes claimed runs. Shared by all worker tasks of a process."""
 
@@ -151,6 +184,7 @@ class RunExecutor:
         self.children: Children | None = None
         self.connections: Connections | None = None
         self.smtp = SmtpDefaults()
+        self._events = _StoreEvents(store, clock)
         self._lease_secs = lease_secs
         self._max_output_bytes = max_output_bytes
 
@@ -291,7 +325,25 @@ class RunExecutor:
         row = _step_row(state.run, step, position, attempt, outcome, started, self._clock.now())
         state.progress.steps.append(row)
         if outcome.status == StepStatus.WAITING:
-            await self._park(state, outcome.wait_until, wait_for_run=outcome.wait_for_run)
+            try:
+                await self._park(
+                    state,
+                    outcome.wait_until,
+                    wait_for_run=outcome.wait_for_run,
+                    events=_event_rows(state.run, row, outcome.events, started),
+                )
+                return False
+            except EventKeyTaken as exc:
+                message = f"Event key {exc.key!r} already has a waiting trigger in this project"
+                outcome = StepOutcome(
+                    status=StepStatus.FAILED, error=_error("STEP_FAILED", message, step)
+                )
+                row = _step_row(
+                    state.run, step, position, attempt, outcome, started, row["started_at"]
+                )
+                state.progress.steps[-1] = row
+        if outcome.status == StepStatus.CANCELED and not step.continue_on_error:
+            await self._end(state, RunStatus.FAILED, error=outcome.error)
             return False
         retryable = outcome.status in RETRYABLE_STEP_STATUSES
         if retryable and state.counted(step, attempt) < step.retry.max_attempts:
@@ -381,6 +433,7 @@ class RunExecutor:
             smtp=self.smtp,
             idempotency_key=f"{state.run['id']}:{step.id}",
             state=resume_state,
+            events=self._events,
         )
         return await self._call(state, step, config, step_context)
 
@@ -400,10 +453,11 @@ class RunExecutor:
                 output=wait.state,
                 wait_until=until,
                 wait_for_run=wait.wait_for_run,
+                events=wait.events,
             )
         except StepFailure as exc:
             message = state.redact(exc.message)
-            return StepOutcome(status=StepStatus.FAILED, error=_error(exc.code, message, step))
+            return StepOutcome(status=StepStatus(exc.status), error=_error(exc.code, message, step))
         except TimeoutError as exc:
             if not deadline.expired():  # the step's own timeout (a socket, say): its failure
                 return self._failed(state, step, ctx, exc)
@@ -450,18 +504,35 @@ class RunExecutor:
     async def _flush(self, state: _RunState) -> None:
         progress, state.progress = state.progress, RunProgress()
         state.unsaved_effect = False
-        if not await self._store.save_progress(state.lease, progress):
+        try:
+            saved = await self._store.save_progress(state.lease, progress)
+        except EventKeyTaken:
+            # Nothing was written: the steps go back to be committed with the step's failure.
+            state.progress = RunProgress(steps=progress.steps)
+            state.unsaved_effect = True
+            raise
+        if not saved:
             raise LeaseLost
 
     async def _park(
-        self, state: _RunState, until: datetime | None, *, wait_for_run: str | None = None
+        self,
+        state: _RunState,
+        until: datetime | None,
+        *,
+        wait_for_run: str | None = None,
+        events: list[EventTriggerRow] | None = None,
     ) -> None:
-        """Commit what is done and leave the run ``waiting`` until ``until`` or woken."""
+        """Commit what is done and leave the run ``waiting`` until ``until`` or woken; open
+        ``events`` in the same transaction (raises EventKeyTaken, having written nothing)."""
         state.progress.run_changes = {"status": RunStatus.WAITING.value, "wake_at": until}
         if wait_for_run is not None and until is None:
             state.progress.wait_for_run = wait_for_run
             state.progress.now = self._clock.now()
+        state.progress.event_waits = events or []
         await self._flush(state)
+        if events:
+            # An event buffered for one of the keys resolved it in that commit: resume soon.
+            self._notifier.work_available()
         log.info("run.waiting", extra={"run_id": state.run["id"], "until": clock.to_wire(until)})
 
     async def _run_timed_out(self, state: _RunState, step: StepDef, position: int) -> None:
@@ -609,6 +680,36 @@ def _env_values(run: RunRow) -> list[str]:
     for own in (run["step_env"] or {}).values():
         values.extend(own.values())
     return values
+
+
+def _event_rows(
+    run: RunRow, row: StepRunRow, waits: tuple[EventWait, ...], now: datetime
+) -> list[EventTriggerRow]:
+    """The triggers a waiting attempt opens, bound to its run and step row."""
+    return [
+        EventTriggerRow(
+            project_id=run["project_id"],
+            id=wait.id,
+            event_key=wait.key,
+            source_type="workflow_step",
+            workflow_run_id=run["id"],
+            workflow_step_run_id=row["id"],
+            job_run_id=None,
+            any_of=wait.any_of,
+            status="waiting",
+            request_payload=wait.payload,
+            response_payload=None,
+            timeout_secs=wait.timeout_secs,
+            requested_at=now,
+            received_at=None,
+            expires_at=wait.expires_at,
+            ended_at=None,
+            error=None,
+            sent_by=None,
+            idempotency_key=None,
+        )
+        for wait in waits
+    ]
 
 
 def _error(code: str, message: str, step: StepDef) -> JSONObject:

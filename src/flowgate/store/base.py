@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from sqlalchemy.engine import Connection
 
@@ -121,6 +121,60 @@ class DeliveryRow(TypedDict):
     source: str | None
     #: A dialect call's run as translated, ``{input, env, stepEnv}``, to start it again.
     run_start: JSONObject | None
+
+
+class EventTriggerRow(TypedDict):
+    """A durable wait for an outside event (DESIGN §6)."""
+
+    project_id: str
+    id: str
+    event_key: str
+    #: ``workflow_step`` or ``job_run``.
+    source_type: str
+    workflow_run_id: str | None
+    #: The waiting attempt's ``step_runs.id``; the triggers of one ``anyOf`` wait share it.
+    workflow_step_run_id: str | None
+    job_run_id: str | None
+    any_of: bool
+    status: str
+    request_payload: JSON
+    response_payload: JSON
+    timeout_secs: float
+    requested_at: datetime
+    received_at: datetime | None
+    expires_at: datetime
+    ended_at: datetime | None
+    error: str | None
+    sent_by: str | None
+    idempotency_key: str | None
+
+
+class EventKeyTaken(Exception):
+    """A wait was asked for a key that already has a waiting trigger in the project."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"event key {key!r} already has a waiting trigger")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter:
+    statuses: Sequence[str] = ()
+    workflow_run_id: str | None = None
+    source_type: str | None = None
+    #: Only triggers requested at exactly this instant (a page's tie).
+    requested_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentEvent:
+    """What a send did: resolved the key's waiting trigger (``trigger``, ``resolved``), found
+    none waiting (``trigger`` is the newest one, or None), or kept the event
+    (``buffered_until``)."""
+
+    trigger: EventTriggerRow | None
+    resolved: bool = False
+    buffered_until: datetime | None = None
 
 
 class FileRow(TypedDict):
@@ -272,6 +326,9 @@ class RunProgress:
     #: This run ended: wake this (parent) run if it waits.
     wake_run: str | None = None
     now: datetime | None = None
+    #: Event triggers the parked step waits on, inserted with the park (``EventKeyTaken`` if
+    #: a key already waits); an event buffered for one of them resolves it at once.
+    event_waits: list[EventTriggerRow] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -355,6 +412,40 @@ class Store(Protocol):
         self, project_id: str, workflow_id: str, delivery_id: str
     ) -> DeliveryRow | None: ...
     async def prune_deliveries(self, *, before: datetime, limit: int) -> int: ...
+
+    async def create_job_wait(self, row: EventTriggerRow) -> EventTriggerRow: ...
+    async def send_event(
+        self,
+        project_id: str,
+        key: str,
+        payload: JSON,
+        *,
+        sent_by: str | None,
+        now: datetime,
+        buffer_until: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> SentEvent: ...
+    async def send_events_by_prefix(
+        self, project_id: str, prefix: str, payload: JSON, *, sent_by: str | None, now: datetime
+    ) -> list[EventTriggerRow]: ...
+    async def cancel_event(
+        self, project_id: str, key: str, *, now: datetime
+    ) -> tuple[EventTriggerRow | None, bool]: ...
+    async def expire_event_triggers(
+        self, project_id: str, trigger_ids: Sequence[str], *, now: datetime
+    ) -> list[EventTriggerRow]: ...
+    async def expire_due_job_waits(self, *, now: datetime, limit: int = 1000) -> int: ...
+    async def get_event_triggers(
+        self, project_id: str, trigger_ids: Sequence[str]
+    ) -> list[EventTriggerRow]: ...
+    async def get_event_trigger(self, project_id: str, key: str) -> EventTriggerRow | None: ...
+    async def list_event_triggers(
+        self, project_id: str, where: EventFilter, page: Page
+    ) -> list[EventTriggerRow]: ...
+    async def event_stats(self, project_id: str) -> dict[str, Any]: ...
+    async def purge_event_triggers(
+        self, project_id: str, *, ended_before: datetime, dry_run: bool
+    ) -> int: ...
     async def insert_files(self, rows: Sequence[FileRow]) -> None: ...
     async def get_file(self, project_id: str, file_id: str) -> FileRow | None: ...
     async def old_files(self, *, before: datetime, limit: int) -> list[FileRow]: ...

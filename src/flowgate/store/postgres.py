@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from flowgate.store.base import Duplicate
-from flowgate.store.sql import RUN_DONE_CHANNEL, WORK_CHANNEL, SqlStore, json_dumps
+from flowgate.store.events import WORK_CHANNEL
+from flowgate.store.sql import RUN_DONE_CHANNEL, SqlStore, json_dumps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

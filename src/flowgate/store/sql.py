@@ -42,11 +42,11 @@ from flowgate.store.base import (
     WorkflowRow,
     WorkflowVersionRow,
 )
+from flowgate.store.events import WORK_CHANNEL, EventStoreMixin
 from flowgate.types import JSONObject
 
 T = TypeVar("T")
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
-WORK_CHANNEL = "flowgate_work"
 RUN_DONE_CHANNEL = "flowgate_run_done"
 _RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
 ACTIVE_VALUES = tuple(sorted(s.value for s in ACTIVE_RUN_STATUSES))
@@ -173,7 +173,7 @@ def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
     return sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < last_id))
 
 
-class SqlStore(abc.ABC):
+class SqlStore(EventStoreMixin, abc.ABC):
     """One transaction per method. Subclasses run transactions and name their dialect; the
     hooks that only PostgreSQL needs (``announce``, ``listen``, ``serialize``) are
     deliberate no-ops here, since one SQLite process has nobody to tell and writes serially."""
@@ -666,12 +666,10 @@ class SqlStore(abc.ABC):
 
     # runs -----------------------------------------------------------------------------------
 
-    def announce(  # noqa: B027 - a deliberate no-op on SQLite (see the class docstring)
-        self, conn: Connection, channel: str, payload: str = ""
-    ) -> None:
+    def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
         """Tell other processes, when this transaction commits (PostgreSQL: NOTIFY)."""
 
-    async def listen(  # noqa: B027 - a deliberate no-op on SQLite (see the class docstring)
+    async def listen(
         self,
         *,
         on_work: Callable[[], None],
@@ -914,6 +912,7 @@ class SqlStore(abc.ABC):
             )
             for run_id in chunk:
                 self.announce(conn, RUN_DONE_CHANNEL, run_id)
+            self.end_waits_of_runs(conn, chunk, "the run was canceled", now)
         self._wake_waiting(conn, [row.parent_run_id for row in ended if row.parent_run_id], now)
         return ended
 
@@ -947,9 +946,7 @@ class SqlStore(abc.ABC):
 
     # concurrency ----------------------------------------------------------------------------
 
-    def serialize(  # noqa: B027 - a deliberate no-op on SQLite (class docstring)
-        self, conn: Connection, name: str
-    ) -> None:
+    def serialize(self, conn: Connection, name: str) -> None:
         """Make transactions that name the same thing (a workflow's queue, a project's quota)
         run one after another from here to their commit (SQLite: writes are serial anyway)."""
 
@@ -1153,6 +1150,11 @@ class SqlStore(abc.ABC):
                 conn.execute(ended_in_flight)
             if steps:
                 conn.execute(upsert, steps)
+            if progress.event_waits:
+                self.open_waits(conn, progress.event_waits, progress.event_waits[0]["requested_at"])
+            ended_at = changes.get("completed_at")
+            if status in TERMINAL_VALUES and isinstance(ended_at, datetime):
+                self.end_waits_of_runs(conn, [lease.run_id], "the run ended", ended_at)
             if wake is not None and conn.execute(wake).rowcount:
                 self.announce(conn, WORK_CHANNEL)
             if status in TERMINAL_VALUES:

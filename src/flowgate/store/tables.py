@@ -224,6 +224,65 @@ schedule_fires = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "trigger_id", "due_at"),
 )
 
+#: A durable wait for an outside event (DESIGN §6): a ``wait_for_event`` step's (``workflow_step``)
+#: or a standalone one (``job_run``). At most one waiting trigger per project and key.
+event_triggers = sa.Table(
+    "event_triggers",
+    metadata,
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("event_key", sa.String(512), nullable=False),
+    sa.Column("source_type", sa.String(16), nullable=False),
+    sa.Column("workflow_run_id", sa.String(64), nullable=True),
+    #: The waiting attempt's ``step_runs.id``; the triggers of one ``anyOf`` wait share it.
+    sa.Column("workflow_step_run_id", sa.String(64), nullable=True),
+    sa.Column("job_run_id", sa.String(64), nullable=True),
+    #: One of several keys a step waits for: its output is ``{key, payload}``.
+    sa.Column("any_of", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("request_payload", JSONType, nullable=True),
+    sa.Column("response_payload", JSONType, nullable=True),
+    sa.Column("timeout_secs", sa.Float, nullable=False),
+    sa.Column("requested_at", UTCMillis(), nullable=False),
+    sa.Column("received_at", UTCMillis(), nullable=True),
+    sa.Column("expires_at", UTCMillis(), nullable=False),
+    #: When it left ``waiting`` (received, timed out, canceled): what purge counts from.
+    sa.Column("ended_at", UTCMillis(), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("sent_by", sa.String(120), nullable=True),
+    #: The ``Idempotency-Key`` of the send that resolved it: the same key answers again.
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.PrimaryKeyConstraint("project_id", "id"),
+    sa.Index(
+        "ix_event_triggers_waiting_key",
+        "project_id",
+        "event_key",
+        unique=True,
+        sqlite_where=sa.text("status = 'waiting'"),
+        postgresql_where=sa.text("status = 'waiting'"),
+    ),
+    sa.Index("ix_event_triggers_key", "project_id", "event_key", "requested_at"),
+    sa.Index("ix_event_triggers_requested", "project_id", "requested_at", "id"),
+    sa.Index("ix_event_triggers_expiry", "status", "expires_at"),
+    sa.Index("ix_event_triggers_ended", "status", "ended_at"),
+    sa.Index("ix_event_triggers_run", "workflow_run_id"),
+)
+
+#: An event sent with ``buffer_secs`` while nothing waited for its key: the first wait on the key
+#: created before ``expires_at`` takes it and completes at once.
+buffered_events = sa.Table(
+    "buffered_events",
+    metadata,
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("event_key", sa.String(512), nullable=False),
+    sa.Column("payload", JSONType, nullable=True),
+    sa.Column("sent_by", sa.String(120), nullable=True),
+    _created_at(),
+    sa.Column("expires_at", UTCMillis(), nullable=False),
+    sa.PrimaryKeyConstraint("project_id", "event_key"),
+    sa.Index(None, "expires_at"),
+)
+
 runs = sa.Table(
     "runs",
     metadata,

@@ -12,7 +12,7 @@ import importlib
 
 from fastapi import APIRouter
 
-DIALECTS = ("pinkfish", "axiom", "shipyard")
+DIALECTS = ("pinkfish", "axiom", "shipyard", "strait")
 
 
 def routers() -> list[APIRouter]:

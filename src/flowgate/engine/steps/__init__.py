@@ -99,15 +99,18 @@ class StepContext:
     smtp: SmtpDefaults = field(default_factory=SmtpDefaults)
     idempotency_key: str = field(default="")
     state: JSON = None
+    events: Events | None = None
 
 
 class StepFailure(Exception):
-    """A step failed in an expected way; ``code`` becomes the run's ``error.code``."""
+    """A step failed in an expected way; ``code`` becomes the run's ``error.code``, ``status``
+    the step's (``failed``, ``timed_out`` or ``canceled``)."""
 
-    def __init__(self, message: str, *, code: str = "STEP_FAILED") -> None:
+    def __init__(self, message: str, *, code: str = "STEP_FAILED", status: str = "failed") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.status = status
 
 
 async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | None:
@@ -128,20 +131,52 @@ async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | No
     return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventWait:
+    """An event trigger a waiting step opens: it waits for an event sent to ``key``."""
+
+    id: str
+    key: str
+    payload: JSON
+    timeout_secs: float
+    expires_at: datetime
+    #: One of several keys the step waits for (``anyOf``): its output is ``{key, payload}``.
+    any_of: bool = False
+
+
 class StepWait(Exception):
     """The step waits durably until ``until`` (None: until woken, e.g. by ``wait_for_run``
-    ending); the run holds no worker meanwhile.
+    ending, or by an event sent to one of the ``events`` it opens); the run holds no worker
+    meanwhile.
 
     ``state`` is kept with the step and given back as ``StepContext.state`` when it resumes.
+    ``events`` are opened in the same transaction that parks the run.
     """
 
     def __init__(
-        self, *, until: datetime | None, state: JSON = None, wait_for_run: str | None = None
+        self,
+        *,
+        until: datetime | None,
+        state: JSON = None,
+        wait_for_run: str | None = None,
+        events: tuple[EventWait, ...] = (),
     ) -> None:
         super().__init__(f"waiting until {until.isoformat() if until else 'woken'}")
         self.until = until
         self.state = state
         self.wait_for_run = wait_for_run
+        self.events = events
+
+
+class Events(Protocol):
+    """Reading and timing out the event triggers a step opened, provided by the executor."""
+
+    async def triggers(self, project_id: str, trigger_ids: list[str]) -> list[JSONObject]:
+        """The triggers as they are now (``status``, ``response_payload``, ``event_key``…)."""
+
+    async def expire(self, project_id: str, trigger_ids: list[str]) -> list[JSONObject]:
+        """Time out those still waiting past their expiry; returns them all as they are then
+        (one a send resolved first shows ``received``)."""
 
 
 class Children(Protocol):
@@ -174,7 +209,10 @@ class StepType(Protocol):
 
 
 STEP_TYPES: dict[str, StepType] = {}
-_BUILT_IN = ("transform", "python", "fail", "sleep", "http", "run_workflow", "action", "email")
+_BUILT_IN = (
+    "transform", "python", "fail", "sleep", "http", "run_workflow", "action", "email",
+    "wait_for_event",
+)  # fmt: skip
 
 S = TypeVar("S")
 
