@@ -12,6 +12,7 @@ Rows whose key is ``bare`` or ``sqlite`` are the baselines every other row is co
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from bench import targets
 from bench.core import (
@@ -23,7 +24,7 @@ from bench.core import (
     Row,
     scenario,
 )
-from bench.load import LoadResult, warm_up
+from bench.load import LoadResult, percentile, warm_up
 from bench.refapps import SQLITE_PATH_ENV
 
 
@@ -140,3 +141,69 @@ def _drain_row(bench: Bench, cluster: object, workers: int) -> Row:
         count=PG_BACKLOG,
         note=f"{PG_BACKLOG} runs in {drained:.1f} s",
     )
+
+
+EVENT_WORKFLOW_ID = "wf_bench_event"
+EVENT_WORKFLOW: dict[str, object] = {
+    "id": EVENT_WORKFLOW_ID,
+    "name": "bench event",
+    "status": "active",
+    "steps": [
+        {"id": "wait", "type": "wait_for_event", "config": {"eventKey": "bench-{{input.n}}"}},
+        {
+            "id": "after",
+            "type": "transform",
+            "config": {"mapping": {"ok": "{{steps.wait.output}}"}},
+        },
+    ],
+}
+EVENT_SAMPLES = 200
+
+
+@scenario("event_resume", "send → run completed: a wait_for_event then one transform step")
+def event_resume(bench: Bench) -> list[Row]:
+    """DESIGN §10 item 4, on SQLite (the shared server) and PostgreSQL (one process)."""
+    from tests.pg import start_cluster
+
+    rows = [_resume_row(bench, bench.flowgate(), "sqlite")]
+    cluster = start_cluster()
+    try:
+        url = targets.create_database(cluster, "events")
+        with targets.flowgate_server(bench.workdir, database_url=url) as fg:
+            rows.append(_resume_row(bench, fg, "postgresql"))
+    finally:
+        cluster.stop()
+    return rows
+
+
+def _resume_row(bench: Bench, fg: targets.Flowgate, database: str) -> Row:
+    """Start runs that wait, one at a time; for each, once its trigger waits, time a send until
+    a long-poll of the run answers ``completed``."""
+    fg.create_workflow(EVENT_WORKFLOW)
+    samples = [_resume_once(fg, f"{database}-{n}") for n in range(EVENT_SAMPLES + 20)][20:]
+    samples.sort()
+    return Row(
+        key=f"event_resume_{database}",
+        label=f"event send→completed, {database}",
+        rate=1000 * len(samples) / sum(samples) if samples else 0.0,
+        unit="runs/s",
+        p50_ms=percentile(samples, 50),
+        p99_ms=percentile(samples, 99),
+        count=len(samples),
+        note=f"{len(samples)} sends after 20 warm-up ones, one at a time (1 client)",
+    )
+
+
+def _resume_once(fg: targets.Flowgate, n: str) -> float:
+    started = fg.client.post(f"/api/v1/workflows/{EVENT_WORKFLOW_ID}/run", json={"input": {"n": n}})
+    targets.expect_created(started, "start a waiting run")
+    run_id = started.json()["data"]["runId"]
+    fg.wait_event(f"bench-{n}", timeout=30.0)
+    begin = time.perf_counter()
+    sent = fg.client.post(f"/v1/events/bench-{n}/send", json={"payload": {"n": n}})
+    targets.expect_ok(sent, "send the event")
+    ended = fg.client.get(f"/api/v1/runs/{run_id}", params={"waitSecs": "30"})
+    elapsed_ms = (time.perf_counter() - begin) * 1000
+    if ended.json()["data"]["status"] != "completed":
+        raise RuntimeError(f"run {run_id} did not complete after its event: {ended.text}")
+    return elapsed_ms

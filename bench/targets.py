@@ -52,6 +52,16 @@ class Flowgate:
             time.sleep(_POLL_SECS)
         return None
 
+    def wait_event(self, key: str, *, timeout: float) -> None:
+        """Until the event trigger ``key`` waits (its run has parked)."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            response = self.client.get(f"/v1/events/{key}")
+            if response.status_code == 200 and response.json()["status"] == "waiting":
+                return
+            time.sleep(0.005)
+        raise RuntimeError(f"no waiting trigger {key!r} after {timeout:.0f} s")
+
     def count_runs(self, workflow_id: str, statuses: Sequence[str], *, cap: int = 100_000) -> int:
         """Runs of ``workflow_id`` in ``statuses``, paging through the list (up to ``cap``)."""
         count, cursor = 0, None
@@ -166,6 +176,10 @@ def create_database(cluster: Any, name: str) -> str:
 
 def expect_ok(response: httpx.Response, what: str) -> None:
     _expect(response, 200, what)
+
+
+def expect_created(response: httpx.Response, what: str) -> None:
+    _expect(response, 201, what)
 
 
 def _flowgate_command() -> list[str]:
