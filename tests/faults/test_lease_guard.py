@@ -18,7 +18,14 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     opened = open_store(database_url)
     now = Clock().now()
     await opened.ensure_project(
-        ProjectRow(id="prj_default", org_id="org", name="d", run_quota_per_day=None, created_at=now)
+        ProjectRow(
+            id="prj_default",
+            org_id="org",
+            name="d",
+            run_quota_per_day=None,
+            created_at=now,
+            event_buffer_secs=None,
+        )
     )
     yield opened
     await opened.close()

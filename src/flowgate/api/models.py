@@ -64,6 +64,14 @@ class ConnectionRequest(_Body):
 class ProjectPatch(_Body):
     name: StrictStr | None = Field(None, min_length=1, max_length=200)
     run_quota_per_day: StrictInt | None = Field(None, alias="runQuotaPerDay", ge=0)
+    event_buffer_secs: StrictInt | None = Field(
+        None,
+        alias="eventBufferSecs",
+        ge=0,
+        le=604_800,
+        description="Seconds an event sent before anyone waits is kept when the send names no "
+        "buffer_secs; null or 0: not kept.",
+    )
 
 
 class TriggerRequest(_Body):

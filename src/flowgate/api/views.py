@@ -140,6 +140,7 @@ def project_out(row: ProjectRow) -> JSONObject:
         "orgId": row["org_id"],
         "name": row["name"],
         "runQuotaPerDay": row["run_quota_per_day"],
+        "eventBufferSecs": row["event_buffer_secs"],
         "createdAt": iso(row["created_at"]),
     }
 

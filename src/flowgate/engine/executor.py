@@ -198,6 +198,7 @@ class RunExecutor:
         lease = Lease(run_id=run["id"], owner=str(run["lease_owner"]), epoch=run["lease_epoch"])
         redact = Redactor(_env_values(run))
         heartbeat = asyncio.create_task(self._heartbeat(lease), name=f"lease:{run['id']}")
+        self._notifier.run_changed(run["id"])  # its claim (now running) is committed
         try:
             await self._execute(run, lease, redact)
         except LeaseLost:
@@ -330,7 +331,7 @@ class RunExecutor:
                     state,
                     outcome.wait_until,
                     wait_for_run=outcome.wait_for_run,
-                    events=_event_rows(state.run, row, outcome.events, started),
+                    events=_event_rows(state.run, row, outcome.events),
                 )
                 return False
             except EventKeyTaken as exc:
@@ -513,6 +514,7 @@ class RunExecutor:
             raise
         if not saved:
             raise LeaseLost
+        self._notifier.run_changed(state.lease.run_id)
 
     async def _park(
         self,
@@ -683,9 +685,10 @@ def _env_values(run: RunRow) -> list[str]:
 
 
 def _event_rows(
-    run: RunRow, row: StepRunRow, waits: tuple[EventWait, ...], now: datetime
+    run: RunRow, row: StepRunRow, waits: tuple[EventWait, ...]
 ) -> list[EventTriggerRow]:
-    """The triggers a waiting attempt opens, bound to its run and step row."""
+    """The triggers a waiting attempt opens, bound to its run and step row; requested when the
+    step computed their expiry, so that ``expires_at = requested_at + timeout_secs``."""
     return [
         EventTriggerRow(
             project_id=run["project_id"],
@@ -700,7 +703,7 @@ def _event_rows(
             request_payload=wait.payload,
             response_payload=None,
             timeout_secs=wait.timeout_secs,
-            requested_at=now,
+            requested_at=wait.expires_at - timedelta(seconds=wait.timeout_secs),
             received_at=None,
             expires_at=wait.expires_at,
             ended_at=None,

@@ -1,15 +1,36 @@
 """How waiting parts learn that something happened, without polling the database in a loop.
 
-``InProcessNotifier`` serves one process (SQLite, or tests). A PostgreSQL implementation will
-deliver the same signals across processes with LISTEN/NOTIFY behind the same interface.
+``InProcessNotifier`` serves one process. Other processes' signals reach it through the store's
+``listen`` (PostgreSQL LISTEN/NOTIFY), wired in ``service/core.running``; on SQLite everything
+happens in this process, so whoever makes a change here says so here.
+
+Two kinds of subscription: ``watch_run`` waits once for a run's end (long-polls), and
+``watch_changes`` is woken on every change of some topics (a run, an event key) for as long as
+it is held (live streams). A woken watcher re-reads what it watches; a signal only says "look".
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
+
+
+def run_topic(run_id: str) -> str:
+    """What a run's change watchers subscribe to."""
+    return f"run:{run_id}"
+
+
+def event_topic(project_id: str, event_key: str) -> str:
+    """What an event key's change watchers subscribe to."""
+    return event_topic_of(f"{project_id}:{event_key}")
+
+
+def event_topic_of(scope: str) -> str:
+    """The topic of an event announcement from the store, whose payload (``scope``) is
+    ``"{project_id}:{event_key}"``: used whole, never split (a project id may hold ``:``)."""
+    return f"event:{scope}"
 
 
 class Notifier(Protocol):
@@ -30,6 +51,21 @@ class Notifier(Protocol):
 
     def watch_run(self, run_id: str) -> RunWatch:
         """Start listening for the end of ``run_id``; use before reading its status."""
+
+    def run_changed(self, run_id: str) -> None:
+        """A run's status or steps changed (committed): wake its change watchers."""
+
+    def event_changed(self, project_id: str, event_key: str) -> None:
+        """An event trigger of this key changed (committed): wake its change watchers."""
+
+    def event_announced(self, scope: str) -> None:
+        """The store announced a change of the event key ``scope`` (``project:key``)."""
+
+    def watch_changes(self, topics: Iterable[str]) -> ChangeWatch:
+        """Start listening for changes of ``topics``; use before the first read."""
+
+    def change_watchers(self) -> int:
+        """How many change watchers are held (streams open in this process)."""
 
     def wake_everything(self) -> None:
         """Signals may have been missed (a lost connection): wake workers and every waiter."""
@@ -58,6 +94,35 @@ class RunWatch:
         self._release(self)
 
 
+class ChangeWatch:
+    """A subscription to the changes of some topics; a context manager that unsubscribes on
+    exit. Unlike ``RunWatch`` it is re-armed by each ``wait``, so it serves a whole stream."""
+
+    def __init__(self, topics: frozenset[str], release: Callable[[ChangeWatch], None]) -> None:
+        self.topics = topics
+        self._changed = asyncio.Event()
+        self._release = release
+
+    def notify(self) -> None:
+        self._changed.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """True if something changed since the last ``wait`` (or within ``seconds``). A change
+        that comes while the caller re-reads is kept for the next call, so none is missed."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), seconds)
+        except TimeoutError:
+            return False
+        self._changed.clear()
+        return True
+
+    def __enter__(self) -> ChangeWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release(self)
+
+
 class InProcessNotifier:
     """Signals within one event loop."""
 
@@ -65,6 +130,7 @@ class InProcessNotifier:
         self._work_callbacks: list[Callable[[], None]] = []
         self._schedule_callbacks: list[Callable[[], None]] = []
         self._watches: dict[str, set[RunWatch]] = defaultdict(set)
+        self._change_watches: dict[str, set[ChangeWatch]] = defaultdict(set)
 
     def work_available(self) -> None:
         for callback in self._work_callbacks:
@@ -83,6 +149,20 @@ class InProcessNotifier:
     def run_finished(self, run_id: str) -> None:
         for watch in self._watches.get(run_id, ()):
             watch.event.set()
+        self.run_changed(run_id)
+
+    def run_changed(self, run_id: str) -> None:
+        self._changed(run_topic(run_id))
+
+    def event_changed(self, project_id: str, event_key: str) -> None:
+        self._changed(event_topic(project_id, event_key))
+
+    def event_announced(self, scope: str) -> None:
+        self._changed(event_topic_of(scope))
+
+    def _changed(self, topic: str) -> None:
+        for watch in self._change_watches.get(topic, ()):
+            watch.notify()
 
     def wake_everything(self) -> None:
         self.work_available()
@@ -90,6 +170,9 @@ class InProcessNotifier:
         for watchers in self._watches.values():
             for watch in watchers:
                 watch.event.set()
+        for changes in self._change_watches.values():
+            for change in changes:
+                change.notify()
 
     def watch_run(self, run_id: str) -> RunWatch:
         watch = RunWatch(run_id, self._release)
@@ -102,3 +185,20 @@ class InProcessNotifier:
             watchers.discard(watch)
             if not watchers:
                 del self._watches[watch.run_id]
+
+    def watch_changes(self, topics: Iterable[str]) -> ChangeWatch:
+        watch = ChangeWatch(frozenset(topics), self._release_changes)
+        for topic in watch.topics:
+            self._change_watches[topic].add(watch)
+        return watch
+
+    def change_watchers(self) -> int:
+        return len({watch for watches in self._change_watches.values() for watch in watches})
+
+    def _release_changes(self, watch: ChangeWatch) -> None:
+        for topic in watch.topics:
+            watchers = self._change_watches.get(topic)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._change_watches[topic]

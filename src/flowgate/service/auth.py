@@ -50,6 +50,8 @@ class Principal:
     rate_limit_per_minute: int | None
     is_bootstrap: bool
     run_quota_per_day: int | None = None
+    #: The project's default ``buffer_secs`` for event sends (None or 0: no buffering).
+    event_buffer_secs: int | None = None
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -78,6 +80,7 @@ async def acting_for_project(
         rate_limit_per_minute=None,
         is_bootstrap=False,
         run_quota_per_day=None if project is None else project["run_quota_per_day"],
+        event_buffer_secs=None if project is None else project["event_buffer_secs"],
     )
 
 
@@ -114,6 +117,7 @@ async def authenticate(
         rate_limit_per_minute=key["rate_limit_per_minute"],
         is_bootstrap=key["is_bootstrap"],
         run_quota_per_day=project["run_quota_per_day"],
+        event_buffer_secs=project["event_buffer_secs"],
     )
 
 

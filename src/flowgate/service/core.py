@@ -156,6 +156,8 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
             svc.store.listen(
                 on_work=svc.notifier.work_available,
                 on_run_done=svc.notifier.run_finished,
+                on_run_changed=svc.notifier.run_changed,
+                on_event_changed=svc.notifier.event_announced,
                 on_reconnect=svc.notifier.wake_everything,
             ),
             name="notify-listener",

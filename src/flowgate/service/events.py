@@ -66,17 +66,21 @@ async def send_event(
     idempotency_key: str | None = None,
 ) -> Sent:
     """Resolve the key's waiting trigger with ``payload``; its step completes with it and its
-    run resumes. Raises NotFound (no trigger, nothing buffered), Conflict (not waiting, and not
-    an equal resend or the same ``idempotency_key``), InvalidRequest, PayloadTooLarge."""
+    run resumes. When nothing waits, the event is kept for ``buffer_secs`` (None: the project's
+    ``event_buffer_secs``; 0: not kept, whatever the project says) for the first wait on the
+    key. Raises NotFound (no trigger, nothing buffered), Conflict (not waiting, and not an equal
+    resend or the same ``idempotency_key``), InvalidRequest, PayloadTooLarge."""
     principal.require("events:write")
     check_key(key)
     check_payload(svc, payload)
     now = svc.clock.now()
-    buffer_until = None
-    if buffer_secs is not None:
-        if not 0 < buffer_secs <= MAX_BUFFER_SECS:
-            raise errors.InvalidRequest(f"buffer_secs must be between 1 and {MAX_BUFFER_SECS}")
-        buffer_until = now + timedelta(seconds=buffer_secs)
+    if buffer_secs is None:
+        buffer_secs = principal.event_buffer_secs
+    elif not 0 <= buffer_secs <= MAX_BUFFER_SECS:
+        raise errors.InvalidRequest(
+            f"buffer_secs must be between 0 (do not buffer) and {MAX_BUFFER_SECS}"
+        )
+    buffer_until = now + timedelta(seconds=buffer_secs) if buffer_secs else None
     sent = await svc.store.send_event(
         principal.project_id,
         key,
@@ -88,6 +92,7 @@ async def send_event(
     )
     if sent.resolved:
         svc.notifier.work_available()
+        svc.notifier.event_changed(principal.project_id, key)
         return Sent(trigger=sent.trigger)
     if sent.buffered_until is not None:
         return Sent(trigger=None, buffered_until=sent.buffered_until)
@@ -116,6 +121,8 @@ async def send_by_prefix(
     )
     if resolved:
         svc.notifier.work_available()
+    for trigger in resolved:
+        svc.notifier.event_changed(principal.project_id, trigger["event_key"])
     return resolved
 
 
@@ -130,6 +137,7 @@ async def cancel_event(svc: Services, principal: Principal, key: str) -> EventTr
     if not canceled:
         raise errors.Conflict("event trigger is not in waiting state")
     svc.notifier.work_available()
+    svc.notifier.event_changed(principal.project_id, key)
     return trigger
 
 
@@ -179,7 +187,10 @@ async def list_events(
         ),
         Page(limit=10_000),
     )
-    return tied, boundary
+    older = await svc.store.list_event_triggers(
+        principal.project_id, where, Page(limit=1, after=(boundary, ""))
+    )
+    return tied, boundary if older else None
 
 
 async def event_stats(svc: Services, principal: Principal) -> dict[str, object]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from flowgate import errors, ids
 from flowgate.service.auth import DEFAULT_PROJECT_ID, Principal, hash_key, key_prefix
 from flowgate.service.core import Services
+from flowgate.service.events import MAX_BUFFER_SECS
 from flowgate.store.base import Duplicate, KeyRow, ProjectRow
 
 DEFAULT_ORG_ID = "org_default"
@@ -21,6 +24,7 @@ async def bootstrap(svc: Services) -> None:
             name="Default project",
             run_quota_per_day=None,
             created_at=now,
+            event_buffer_secs=None,
         )
     )
     admin_key = svc.settings.admin_key
@@ -55,6 +59,7 @@ async def create_project(
         name=name,
         run_quota_per_day=None,
         created_at=svc.clock.now(),
+        event_buffer_secs=None,
     )
     try:
         await svc.store.insert_project(row)
@@ -63,26 +68,30 @@ async def create_project(
     return row
 
 
+class ProjectSettings(TypedDict, total=False):
+    """The settings a ``PATCH`` sends; a key that is absent keeps its value, None clears it."""
+
+    run_quota_per_day: int | None
+    event_buffer_secs: int | None
+
+
 async def update_project(
     svc: Services,
     principal: Principal,
     project_id: str,
     *,
     name: str | None,
-    run_quota_per_day: int | None,
-    set_quota: bool,
+    settings: ProjectSettings,
 ) -> ProjectRow:
-    """Only an admin of the default project changes projects (a tenant cannot lift its quota)."""
+    """Only an admin of the default project changes projects (a tenant cannot lift its quota).
+    Raises Forbidden, NotFound, InvalidRequest (an event buffer beyond a week)."""
     row = await get_project(svc, principal, project_id)
     if not principal.administers_all_projects:
         raise errors.Forbidden("Only an admin key of the default project can change projects")
-    changed = ProjectRow(
-        **{
-            **row,
-            "name": name or row["name"],
-            "run_quota_per_day": run_quota_per_day if set_quota else row["run_quota_per_day"],
-        }
-    )
+    buffer_secs = settings.get("event_buffer_secs")
+    if buffer_secs is not None and not 0 <= buffer_secs <= MAX_BUFFER_SECS:
+        raise errors.InvalidRequest(f"eventBufferSecs must be between 0 and {MAX_BUFFER_SECS}")
+    changed = ProjectRow(**{**row, "name": name or row["name"], **settings})
     await svc.store.update_project(changed)
     svc.key_cache.clear()
     return changed

@@ -34,6 +34,8 @@ class ProjectRow(TypedDict):
     name: str
     run_quota_per_day: int | None
     created_at: datetime
+    #: The default ``buffer_secs`` of an event send (None or 0: no buffering).
+    event_buffer_secs: int | None
 
 
 class KeyRow(TypedDict):
@@ -348,8 +350,14 @@ class Store(Protocol):
         *,
         on_work: Callable[[], None],
         on_run_done: Callable[[str], None],
+        on_run_changed: Callable[[str], None],
+        on_event_changed: Callable[[str], None],
         on_reconnect: Callable[[], None],
-    ) -> None: ...
+    ) -> None:
+        """Deliver other processes' announcements until cancelled: new work, a run's end, a
+        run's other changes (its id), an event key's trigger changes (``"project:key"``), and
+        a reconnection (anything may have been missed)."""
+        ...
 
     async def ensure_project(self, row: ProjectRow) -> None: ...
     async def insert_project(self, row: ProjectRow) -> None: ...

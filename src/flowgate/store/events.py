@@ -125,6 +125,7 @@ class EventStoreMixin:
     ) -> EventTriggerRow | None:
         """``waiting`` → ``received`` with ``payload``; the step completes with it, its other
         ``anyOf`` triggers are canceled, the run wakes. None if it was no longer waiting."""
+        self._lock_run(conn, trigger)
         found = conn.execute(
             t.event_triggers.update()
             .where(
@@ -162,6 +163,16 @@ class EventStoreMixin:
             self._wake(conn, str(resolved["workflow_run_id"]), now)
         self._announce_change(conn, resolved)
         return resolved
+
+    def _lock_run(self, conn: Connection, trigger: EventTriggerRow) -> None:
+        """Lock the trigger's run before the trigger itself: a run that ends or is canceled
+        locks the run, then its steps, then its triggers, so every transaction takes them in
+        that order (no deadlock), and two sends to keys of one ``anyOf`` wait are serialized
+        by their common run."""
+        run_id = trigger["workflow_run_id"]
+        if run_id is not None:
+            r = t.runs.c
+            conn.execute(sa.select(r.id).where(r.id == run_id).with_for_update())
 
     def _announce_change(self, conn: Connection, trigger: EventTriggerRow) -> None:
         self.announce(conn, EVENT_CHANNEL, f"{trigger['project_id']}:{trigger['event_key']}")
@@ -204,18 +215,20 @@ class EventStoreMixin:
         buffer_until: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> SentEvent:
-        """Resolve the key's waiting trigger; else keep the event until ``buffer_until`` if
-        given (unless the newest trigger was received: a resend is answered, not buffered);
-        else report the newest trigger of the key (or None)."""
+        """Resolve the key's waiting trigger (one past ``expires_at`` times out instead); else
+        keep the event until ``buffer_until`` if given (unless the newest trigger was received:
+        a resend is answered, not buffered); else report the newest trigger of the key (or
+        None)."""
 
         def work(conn: Connection) -> SentEvent:
             _lock(self, conn, project_id, [key])
-            waiting = self._waiting(conn, project_id, key)
+            waiting = self._live(conn, self._waiting(conn, project_id, key), now)
             if waiting is not None:
                 resolved = self._resolve(
                     conn, waiting, payload, sent_by, now, idempotency_key=idempotency_key
                 )
-                return SentEvent(trigger=resolved, resolved=True)
+                if resolved is not None:
+                    return SentEvent(trigger=resolved, resolved=True)
             newest = self._newest(conn, project_id, key)
             received = newest is not None and newest["status"] == EventStatus.RECEIVED
             if buffer_until is not None and not received:
@@ -271,6 +284,7 @@ class EventStoreMixin:
             resolved = [
                 self._resolve(conn, row, payload, sent_by, now, idempotency_key=None)
                 for row in rows
+                if self._live(conn, row, now) is not None
             ]
             return [row for row in resolved if row is not None]
 
@@ -287,10 +301,12 @@ class EventStoreMixin:
 
         def work(conn: Connection) -> tuple[EventTriggerRow | None, bool]:
             _lock(self, conn, project_id, [key])
-            waiting = self._waiting(conn, project_id, key)
+            waiting = self._live(conn, self._waiting(conn, project_id, key), now)
             if waiting is None:
                 return self._newest(conn, project_id, key), False
             ended = self._end(conn, waiting, EventStatus.CANCELED, "canceled by user", now)
+            if ended is None:  # its run ended it while this waited for the run's lock
+                return self._newest(conn, project_id, key), False
             return ended, True
 
         return await self.write(work)
@@ -303,6 +319,7 @@ class EventStoreMixin:
         error: str,
         now: datetime,
     ) -> EventTriggerRow | None:
+        self._lock_run(conn, trigger)
         found = conn.execute(
             t.event_triggers.update()
             .where(
@@ -321,6 +338,17 @@ class EventStoreMixin:
             self._wake(conn, run_id, now)
         self._announce_change(conn, ended)
         return ended
+
+    def _live(
+        self, conn: Connection, trigger: EventTriggerRow | None, now: datetime
+    ) -> EventTriggerRow | None:
+        """``trigger`` if it may still be sent to or canceled; a waiting trigger already past
+        its ``expires_at`` times out here instead (its run's worker, or the job-wait sweep, may
+        not have come yet), so a send or cancel after the deadline loses to the timeout."""
+        if trigger is None or trigger["expires_at"] > now:
+            return trigger
+        self._end(conn, trigger, EventStatus.TIMED_OUT, "timed out", now)
+        return None
 
     def _siblings_waiting(self, conn: Connection, trigger: EventTriggerRow) -> bool:
         if trigger["workflow_step_run_id"] is None:
@@ -365,12 +393,16 @@ class EventStoreMixin:
         )
 
         def work(conn: Connection) -> int:
-            count = 0
-            for project_id, trigger_id in conn.execute(due).all():
-                [row] = self._by_ids(conn, project_id, [trigger_id])
-                _lock(self, conn, project_id, [row["event_key"]])
-                count += self._end(conn, row, EventStatus.TIMED_OUT, "timed out", now) is not None
-            return count
+            rows = [
+                row
+                for project_id, trigger_id in conn.execute(due).all()
+                for row in self._by_ids(conn, project_id, [trigger_id])
+            ]
+            # Every key's lock before any change, in one order (a prefix send takes several).
+            for project_id, key in sorted({(row["project_id"], row["event_key"]) for row in rows}):
+                self.serialize(conn, f"event:{project_id}:{key}")
+            ended = [self._end(conn, row, EventStatus.TIMED_OUT, "timed out", now) for row in rows]
+            return sum(row is not None for row in ended)
 
         return await self.write(work)
 
@@ -380,11 +412,14 @@ class EventStoreMixin:
         """Triggers still waiting for runs that ended (canceled, timed out) end ``canceled``."""
         if not run_ids:
             return
-        conn.execute(
+        ended = conn.execute(
             t.event_triggers.update()
             .where(_e.workflow_run_id.in_(list(run_ids)), _e.status == _WAITING)
             .values(status=EventStatus.CANCELED.value, error=error, ended_at=now)
-        )
+            .returning(*t.event_triggers.c)
+        ).all()
+        for row in ended:
+            self._announce_change(conn, _row(row))
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The PostgreSQL store: many processes, ``FOR UPDATE SKIP LOCKED`` claims, LISTEN/NOTIFY.
 
-New work, timers and run endings are announced with ``pg_notify`` inside the committing
-transaction (ids only; PostgreSQL folds identical notifications of one transaction), and each
-process keeps one dedicated connection listening, which it re-opens after an outage and then
-treats as "anything may have happened": workers rescan, waiters re-read.
+New work, timers, run changes and endings, and event trigger changes are announced with
+``pg_notify`` inside the committing transaction (ids only; PostgreSQL folds identical
+notifications of one transaction), and each process keeps one dedicated connection listening,
+which it re-opens after an outage and then treats as "anything may have happened": workers
+rescan, waiters and streams re-read.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from flowgate.store.base import Duplicate
-from flowgate.store.events import WORK_CHANNEL
-from flowgate.store.sql import RUN_DONE_CHANNEL, SqlStore, json_dumps
+from flowgate.store.events import EVENT_CHANNEL, WORK_CHANNEL
+from flowgate.store.sql import RUN_CHANGED_CHANNEL, RUN_DONE_CHANNEL, SqlStore, json_dumps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,27 +94,33 @@ class PostgresStore(SqlStore):
         *,
         on_work: Callable[[], None],
         on_run_done: Callable[[str], None],
+        on_run_changed: Callable[[str], None],
+        on_event_changed: Callable[[str], None],
         on_reconnect: Callable[[], None],
     ) -> None:
+        # asyncpg calls a listener as (connection, pid, channel, payload).
+        channels: dict[str, Callable[..., None]] = {
+            WORK_CHANNEL: lambda *_args: on_work(),
+            RUN_DONE_CHANNEL: lambda *args: on_run_done(str(args[3])),
+            RUN_CHANGED_CHANNEL: lambda *args: on_run_changed(str(args[3])),
+            EVENT_CHANNEL: lambda *args: on_event_changed(str(args[3])),
+        }
         while True:
             try:
-                await self._listen_once(on_work, on_run_done, on_reconnect)
+                await self._listen_once(channels, on_reconnect)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("notify.listener_lost", extra={"error": str(exc)})
             await asyncio.sleep(_RECONNECT_SECS)
 
     async def _listen_once(
-        self,
-        on_work: Callable[[], None],
-        on_run_done: Callable[[str], None],
-        on_reconnect: Callable[[], None],
+        self, channels: dict[str, Callable[..., None]], on_reconnect: Callable[[], None]
     ) -> None:
         lost = asyncio.Event()
         conn = await asyncpg.connect(self._dsn)
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(WORK_CHANNEL, lambda *_args: on_work())
-            await conn.add_listener(RUN_DONE_CHANNEL, lambda *args: on_run_done(str(args[3])))
+            for channel, callback in channels.items():
+                await conn.add_listener(channel, callback)
             on_reconnect()
             await lost.wait()
         finally:

@@ -48,6 +48,8 @@ from flowgate.types import JSONObject
 T = TypeVar("T")
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 RUN_DONE_CHANNEL = "flowgate_run_done"
+#: A run's status or steps changed without ending it (payload: the run id); for live streams.
+RUN_CHANGED_CHANNEL = "flowgate_run_changed"
 _RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
 ACTIVE_VALUES = tuple(sorted(s.value for s in ACTIVE_RUN_STATUSES))
 IN_FLIGHT_STEP_VALUES = tuple(sorted(s.value for s in IN_FLIGHT_STEP_STATUSES))
@@ -249,7 +251,11 @@ class SqlStore(EventStoreMixin, abc.ABC):
         await self._execute(
             t.projects.update()
             .where(t.projects.c.id == row["id"])
-            .values(name=row["name"], run_quota_per_day=row["run_quota_per_day"])
+            .values(
+                name=row["name"],
+                run_quota_per_day=row["run_quota_per_day"],
+                event_buffer_secs=row["event_buffer_secs"],
+            )
         )
 
     async def get_project(self, project_id: str) -> ProjectRow | None:
@@ -674,6 +680,8 @@ class SqlStore(EventStoreMixin, abc.ABC):
         *,
         on_work: Callable[[], None],
         on_run_done: Callable[[str], None],
+        on_run_changed: Callable[[str], None],
+        on_event_changed: Callable[[str], None],
         on_reconnect: Callable[[], None],
     ) -> None:
         """Deliver other processes' announcements until cancelled (one process: nothing to do)."""
@@ -1159,8 +1167,10 @@ class SqlStore(EventStoreMixin, abc.ABC):
                 self.announce(conn, WORK_CHANNEL)
             if status in TERMINAL_VALUES:
                 self.announce(conn, RUN_DONE_CHANNEL, lease.run_id)
-            elif status == RunStatus.WAITING.value:
-                self.announce(conn, WORK_CHANNEL)
+            else:
+                if status == RunStatus.WAITING.value:
+                    self.announce(conn, WORK_CHANNEL)
+                self.announce(conn, RUN_CHANGED_CHANNEL, lease.run_id)
 
         try:
             await self.write(work)

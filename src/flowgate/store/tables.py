@@ -66,6 +66,8 @@ projects = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("run_quota_per_day", sa.Integer, nullable=True),
     _created_at(),
+    # Seconds a send keeps an event nobody waits for yet, when it names no ``buffer_secs``.
+    sa.Column("event_buffer_secs", sa.Integer, nullable=True),
 )
 
 api_keys = sa.Table(

@@ -9,6 +9,7 @@ Keys may hold ``/``: the routes take the rest of the path, the specific ones (``
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -97,28 +98,38 @@ def _own_project(principal: Principal, project_id: str | None) -> None:
         raise errors.NotFound("project not found")
 
 
+_DIGITS = re.compile(r"[0-9]+")
+# RFC 3339 with a time zone (what ``next_cursor`` holds), not every form ``fromisoformat`` reads.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def _limit(raw: str | None) -> int:
+    """Plain ASCII digits only: ``int()`` would also take `` 5``, ``1_0`` and other scripts'
+    digits. A huge one is clamped, never converted past what it needs."""
     if raw is None:
         return 50
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if limit <= 0:
+    digits = raw.lstrip("0")
+    if not _DIGITS.fullmatch(raw) or not digits:
         raise errors.InvalidRequest("limit must be a positive integer")
-    return min(limit, service.MAX_LIST_LIMIT)
+    return service.MAX_LIST_LIMIT if len(digits) > 3 else min(int(digits), service.MAX_LIST_LIMIT)
 
 
 def _cursor(raw: str | None) -> datetime | None:
+    """An RFC 3339 instant; empty means the first page, like no cursor."""
     if not raw:
         return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
-        raise errors.InvalidRequest("invalid cursor format") from exc
-    if parsed.tzinfo is None:
+    if not _RFC3339.fullmatch(raw):
         raise errors.InvalidRequest("invalid cursor format")
-    return parsed.astimezone(UTC)
+    text = raw.replace("Z", "+00:00").replace("z", "+00:00").replace("t", "T")
+    # ``fromisoformat`` of Python 3.11 reads at most microseconds.
+    text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text)
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise errors.InvalidRequest("invalid cursor format") from exc
 
 
 @router.get("", summary="List event triggers, newest first")
@@ -161,6 +172,7 @@ async def stats(svc: ServicesDep, who: PrincipalDep) -> Response:
 
 @router.post("", status_code=201, summary="Create a standalone wait (a job_run trigger)")
 async def create_wait(request: Request, svc: ServicesDep, who: ExecutingPrincipalDep) -> Response:
+    who.require("events:write")  # before the body: a key without the scope learns nothing more
     body = await _body(request, svc)
     key = body.get("event_key")
     if not isinstance(key, str):
@@ -176,6 +188,7 @@ async def create_wait(request: Request, svc: ServicesDep, who: ExecutingPrincipa
 
 @router.post("/purge", summary="Delete ended event triggers older than a number of days")
 async def purge(request: Request, svc: ServicesDep, who: ExecutingPrincipalDep) -> Response:
+    who.require("events:write")
     body = await _body(request, svc)
     days = body.get("older_than_days")
     if not isinstance(days, int) or isinstance(days, bool):

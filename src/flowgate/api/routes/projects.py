@@ -36,16 +36,18 @@ async def get_project(project_id: str, svc: ServicesDep, who: PrincipalDep) -> R
     return ok(views.project_out(await service.get_project(svc, who, project_id)))
 
 
-@router.patch("/{project_id}", summary="Rename a project or set its runQuotaPerDay (null: none)")
+@router.patch(
+    "/{project_id}",
+    summary="Rename a project or set its runQuotaPerDay and eventBufferSecs (null: none)",
+)
 async def update_project(
     project_id: str, body: Annotated[ProjectPatch, Body()], svc: ServicesDep, who: PrincipalDep
 ) -> Response:
-    row = await service.update_project(
-        svc,
-        who,
-        project_id,
-        name=body.name,
-        run_quota_per_day=body.run_quota_per_day,
-        set_quota="run_quota_per_day" in body.model_fields_set,
-    )
+    sent = body.model_fields_set
+    settings = service.ProjectSettings()
+    if "run_quota_per_day" in sent:
+        settings["run_quota_per_day"] = body.run_quota_per_day
+    if "event_buffer_secs" in sent:
+        settings["event_buffer_secs"] = body.event_buffer_secs
+    row = await service.update_project(svc, who, project_id, name=body.name, settings=settings)
     return ok(views.project_out(row))

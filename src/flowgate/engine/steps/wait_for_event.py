@@ -152,7 +152,7 @@ def _outcome(triggers: list[JSONObject], state: JSONObject, expires_at: datetime
     if any(trigger["status"] == "waiting" for trigger in triggers):
         raise StepWait(until=expires_at, state=state)
     keys = ", ".join(repr(trigger["event_key"]) for trigger in triggers)
-    if any(trigger["status"] == "canceled" for trigger in triggers):
+    if all(trigger["status"] == "canceled" for trigger in triggers):
         raise StepFailure(f"The wait for {keys} was canceled", code="CANCELED", status="canceled")
     if state.get("onTimeout") == "continue":
         return state.get("timeoutOutput")

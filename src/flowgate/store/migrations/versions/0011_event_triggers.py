@@ -1,4 +1,5 @@
 """event triggers: durable waits for an outside event, and events sent before anyone waits
+(``buffered_events``, and each project's default buffer ``projects.event_buffer_secs``)
 
 Revision ID: 0011
 Revises: 0010
@@ -73,9 +74,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("project_id", "event_key", name="pk_buffered_events"),
     )
     op.create_index("ix_buffered_events_expires_at", "buffered_events", ["expires_at"])
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(sa.Column("event_buffer_secs", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("event_buffer_secs")
     op.drop_index("ix_buffered_events_expires_at", table_name="buffered_events")
     op.drop_table("buffered_events")
     for name in (
