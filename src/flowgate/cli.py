@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from flowgate.client import TERMINAL_STATUSES, ApiError, Client
+from flowgate.client import TERMINAL_STATUSES, ApiError, BufferedEvent, Client
 from flowgate.documents import DocumentError, document_paths, read_document
 from flowgate.settings import Settings, SettingsError, load_settings
 from flowgate.types import JSON, JSONObject
@@ -35,6 +35,10 @@ runs_app = typer.Typer(no_args_is_help=True, help="List, inspect and cancel runs
 app.add_typer(runs_app, name="runs")
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys (admin).")
 app.add_typer(keys_app, name="keys")
+events_app = typer.Typer(
+    no_args_is_help=True, help="Send events to durable waits; list, show and cancel the waits."
+)
+app.add_typer(events_app, name="events")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -147,6 +151,7 @@ _STATUS_STYLES = {
     "skipped": "dim",
     "pending": "dim",
     "queued": "dim",
+    "received": "green",
 }
 
 
@@ -534,6 +539,118 @@ def keys_revoke(
     with _connect(url, key) as client:
         revoked = client.revoke_key(key_id)
     typer.echo(f"revoked {revoked.get('id')} ({revoked.get('name')})")
+
+
+@events_app.command("list")
+def events_list(
+    status: Annotated[
+        str | None, typer.Option(help="waiting, received, timed_out or canceled.")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's waits.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="workflow_step (a step's wait) or job_run (standalone).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Event triggers per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="Next page, as printed.")] = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """List event triggers (durable waits), newest first."""
+    with _connect(url, key) as client:
+        page = client.list_events(
+            status=status, workflow_run_id=run_id, source_type=source, limit=limit, cursor=cursor
+        )
+    items = page.get("data")
+    triggers = [t for t in items if isinstance(t, dict)] if isinstance(items, list) else []
+    if not triggers:
+        typer.echo("no event triggers", err=True)
+        return
+    table = _table()
+    for column in ("key", "status", "run", "requested", "expires", "received"):
+        table.add_column(column, no_wrap=column != "key")
+    for item in triggers:
+        table.add_row(
+            _cell(item.get("event_key")),
+            _status(item.get("status")),
+            _cell(item.get("workflow_run_id") or item.get("job_run_id")),
+            _cell(_when(item.get("requested_at"))),
+            _cell(_when(item.get("expires_at"))),
+            _cell(_when(item.get("received_at"))),
+        )
+    _out().print(table)
+    if page.get("has_more"):
+        typer.echo(f"more event triggers: --cursor {page.get('next_cursor')}", err=True)
+
+
+@events_app.command("show")
+def events_show(
+    event_key: Annotated[str, typer.Argument(metavar="KEY", help="The event key.")],
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Print the key's event trigger as JSON (its waiting one, else its newest)."""
+    with _connect(url, key) as client:
+        found = client.get_event(event_key)
+    typer.echo(_dump(found.raw))
+
+
+@events_app.command("send")
+def events_send(
+    event_key: Annotated[str, typer.Argument(metavar="KEY", help="The event key.")],
+    payload_json: Annotated[
+        str | None,
+        typer.Option("--payload", "-p", help="Any JSON; the waiting step's output (default null)."),
+    ] = None,
+    buffer_secs: Annotated[
+        float | None,
+        typer.Option(
+            "--buffer-secs", help="If nothing waits yet, keep the event this long for a wait."
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="A repeat with this key gets the first answer."),
+    ] = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Send an event to the key's waiting trigger: the waiting run resumes with the payload."""
+    payload = _parse_payload(payload_json)
+    with _connect(url, key) as client:
+        sent = client.send_event(
+            event_key, payload, buffer_secs=buffer_secs, idempotency_key=idempotency_key
+        )
+    typer.echo(_dump(sent.raw))
+    if isinstance(sent, BufferedEvent):
+        typer.echo(
+            f"nothing waits for {event_key} yet: the event is kept until "
+            f"{_when(sent.raw.get('expires_at'))} UTC for the first wait on it",
+            err=True,
+        )
+    elif sent.workflow_run_id:
+        typer.echo(f"received: run {sent.workflow_run_id} resumes", err=True)
+
+
+def _parse_payload(raw: str | None) -> JSON:
+    if raw is None:
+        return None
+    try:
+        value: JSON = json.loads(raw)
+    except ValueError as exc:
+        raise _fail(f"--payload is not valid JSON: {exc}", code=2) from exc
+    return value
+
+
+@events_app.command("cancel")
+def events_cancel(
+    event_key: Annotated[str, typer.Argument(metavar="KEY", help="The event key.")],
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Cancel the key's waiting trigger: the step waiting on it ends canceled, its run failed."""
+    with _connect(url, key) as client:
+        canceled = client.cancel_event(event_key)
+    typer.echo(f"{canceled.id}\t{canceled.event_key}\t{canceled.status}")
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -9,6 +9,9 @@ core alone, so the two clients cannot drift apart (a unit test also compares the
 
 An error envelope raises the :class:`ApiError` subclass of its ``error.code`` (:class:`NotFound`,
 :class:`ValidationFailed`, …); an unreadable reply or an unreachable server raises ``ApiError``.
+The event calls speak the Strait-style API (``/v1/events…``, DESIGN §6): its snake_case bodies
+come back as :class:`EventTrigger`, and its error body ``{"error": {"code", "message",
+"details"?}, "request_id"}`` raises the same classes, with the same codes, as a native error.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ __all__ = [
     "TERMINAL_STATUSES",
     "ApiError",
     "AsyncClient",
+    "BufferedEvent",
     "Client",
     "Conflict",
+    "EventTrigger",
     "Forbidden",
     "IdempotencyKeyReused",
     "Internal",
@@ -323,6 +328,85 @@ class StartedRun:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventTrigger:
+    """An event trigger (a durable wait) as ``GET /v1/events/{key}`` shows it.
+
+    ``status`` is ``waiting``, ``received``, ``timed_out`` or ``canceled``; ``source_type`` is
+    ``workflow_step`` (a ``wait_for_event`` step) or ``job_run`` (a standalone wait).
+    """
+
+    id: str
+    event_key: str
+    project_id: str | None
+    source_type: str | None
+    workflow_run_id: str | None
+    workflow_step_run_id: str | None
+    job_run_id: str | None
+    status: str
+    request_payload: JSON
+    response_payload: JSON
+    timeout_secs: float | None
+    requested_at: datetime | None
+    received_at: datetime | None
+    expires_at: datetime | None
+    error: str | None
+    sent_by: str | None
+    raw: JSONObject = field(repr=False, compare=False)
+
+    @property
+    def ended(self) -> bool:
+        """No longer ``waiting``: it will not change again."""
+        return self.status != "waiting"
+
+    @classmethod
+    def from_json(cls, data: JSON) -> EventTrigger:
+        obj = _object(data)
+        timeout = obj.get("timeout_secs")
+        return cls(
+            id=_required_str(obj, "id"),
+            event_key=_required_str(obj, "event_key"),
+            project_id=_optional_str(obj, "project_id"),
+            source_type=_optional_str(obj, "source_type"),
+            workflow_run_id=_optional_str(obj, "workflow_run_id"),
+            workflow_step_run_id=_optional_str(obj, "workflow_step_run_id"),
+            job_run_id=_optional_str(obj, "job_run_id"),
+            status=_required_str(obj, "status"),
+            request_payload=obj.get("request_payload"),
+            response_payload=obj.get("response_payload"),
+            timeout_secs=(
+                float(timeout)
+                if isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                else None
+            ),
+            requested_at=_timestamp(obj, "requested_at"),
+            received_at=_timestamp(obj, "received_at"),
+            expires_at=_timestamp(obj, "expires_at"),
+            error=_optional_str(obj, "error"),
+            sent_by=_optional_str(obj, "sent_by"),
+            raw=obj,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BufferedEvent:
+    """The 202 reply to a send with ``buffer_secs`` that nothing waited for yet: the event is
+    kept, and the first wait on ``event_key`` opened before ``expires_at`` receives it at once."""
+
+    event_key: str
+    expires_at: datetime | None
+    raw: JSONObject = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JSON) -> BufferedEvent:
+        obj = _object(data)
+        return cls(
+            event_key=_required_str(obj, "event_key"),
+            expires_at=_timestamp(obj, "expires_at"),
+            raw=obj,
+        )
+
+
 def _required_str(obj: JSONObject, name: str) -> str:
     value = obj.get(name)
     if not isinstance(value, str):
@@ -425,6 +509,7 @@ class _Request:
     headers: dict[str, str] = field(default_factory=dict)
     wait: float | bool | None = None  # the server may hold the reply this long
     retryable: bool = False
+    strait: bool = False  # a /v1/events… call: Strait's bodies, not the native envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +611,21 @@ def _started(reply: _Reply) -> StartedRun:
     return StartedRun.from_json(reply.data, replayed=replayed)
 
 
+def _event(reply: _Reply) -> EventTrigger:
+    return EventTrigger.from_json(reply.data)
+
+
+def _sent(reply: _Reply) -> EventTrigger | BufferedEvent:
+    """A send's reply: the trigger it resolved, or (202) the event kept for a later wait."""
+    data = _object(reply.data)
+    return BufferedEvent.from_json(data) if data.get("buffered") is True else _event(reply)
+
+
+def _events_path(key: str, suffix: str = "") -> str:
+    # Keys may hold "/", "?", "%": one quoted segment, which the server reads back whole.
+    return f"/v1/events/{_segment(key)}{suffix}"
+
+
 def _started_or_run(reply: _Reply) -> StartedRun | Run:
     """A waited start answers with the whole run (finished or so far), else the start shape."""
     data = _object(reply.data)
@@ -538,16 +638,59 @@ def _object(data: JSON) -> JSONObject:
     return data
 
 
-def _decode(response: httpx.Response) -> JSONObject:
+def _decode(response: httpx.Response, *, strait: bool = False) -> JSONObject:
     """The envelope; a reply that is not one raises ApiError (``HTTP_<status>``)."""
     try:
         body = response.json()
     except ValueError:
         body = None
+    if strait:
+        return _strait_envelope(response, body)
     if isinstance(body, dict) and isinstance(body.get("success"), bool):
         return body
+    raise _unexpected(response)
+
+
+#: Strait's error codes (DESIGN §6) as the SDK's own, so one ``except NotFound`` (and one
+#: ``exc.code == "NOT_FOUND"``) serves a native call and an event call alike.
+_STRAIT_CODES = {
+    "bad_request": InvalidRequest.code,
+    "authentication_required": Unauthorized.code,
+    "forbidden": Forbidden.code,
+    "not_found": NotFound.code,
+    "conflict": Conflict.code,
+    "rate_limited": RateLimited.code,
+    "internal_error": Internal.code,
+}
+# Strait has no code for these statuses (flowgate answers them with its catch-all
+# ``bad_request``): the status says more than the code.
+_STRAIT_STATUSES = {
+    405: MethodNotAllowed.code,
+    413: PayloadTooLarge.code,
+    415: UnsupportedMediaType.code,
+}
+
+
+def _strait_envelope(response: httpx.Response, body: object) -> JSONObject:
+    """A Strait reply as a native envelope: a success body becomes ``data``; an error body
+    ``{"error": {"code", "message", "details"?}, "request_id"}`` becomes the native error."""
+    if response.is_success and isinstance(body, dict):
+        return {"success": True, "data": body}
+    error = body.get("error") if isinstance(body, dict) else None
+    if response.is_success or not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        raise _unexpected(response)
+    wire = str(error["code"])
+    code = _STRAIT_STATUSES.get(response.status_code) or _STRAIT_CODES.get(wire, wire)
+    envelope: JSONObject = {"success": False, "error": {**error, "code": code}}
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    if isinstance(request_id, str):
+        envelope["request_id"] = request_id
+    return envelope
+
+
+def _unexpected(response: httpx.Response) -> ApiError:
     snippet = response.text[:200].strip()
-    raise ApiError(
+    return ApiError(
         f"unexpected reply (HTTP {response.status_code}) from {response.request.url}"
         + (f": {snippet}" if snippet else ""),
         code="INVALID_RESPONSE" if response.is_success else f"HTTP_{response.status_code}",
@@ -574,7 +717,7 @@ def _error_of(response: httpx.Response, envelope: JSONObject) -> ApiError:
         code=code,
         status=response.status_code,
         details=error.get("details"),
-        request_id=response.headers.get("x-request-id"),
+        request_id=response.headers.get("x-request-id") or _optional_str(envelope, "request_id"),
     )
     if isinstance(exc, RateLimited):
         exc.retry_after = parse_retry_after(
@@ -610,10 +753,10 @@ class _Calls:
             response: httpx.Response = yield request
             envelope = None
             if response.status_code not in (429, 503):
-                envelope = _decode(response)
+                envelope = _decode(response, strait=request.strait)
             else:
                 try:
-                    envelope = _decode(response)
+                    envelope = _decode(response, strait=request.strait)
                 except ApiError:
                     envelope = None  # a proxy's 503 page: retry it like the server's own
             delay = retry_delay(
@@ -630,7 +773,7 @@ class _Calls:
                 yield _Sleep(delay)
                 continue
             if envelope is None:
-                envelope = _decode(response)
+                envelope = _decode(response, strait=request.strait)
             if envelope.get("success") is not True:
                 raise _error_of(response, envelope)
             return _Reply(envelope=envelope, headers=response.headers)
@@ -741,6 +884,38 @@ class _Calls:
 
     def rerun(self, run_id: str) -> Flow[StartedRun]:
         return self.call(_post(f"/api/v1/runs/{_segment(run_id)}/rerun"), _started)
+
+    # -- events (the Strait-style API) ---------------------------------------------------------
+
+    def send_event(
+        self,
+        key: str,
+        payload: object,
+        *,
+        buffer_secs: float | None,
+        idempotency_key: str | None,
+    ) -> Flow[EventTrigger | BufferedEvent]:
+        # Safe to repeat: the server answers a resend of an equal payload (or of the same
+        # Idempotency-Key) with the trigger it resolved, 200, not a second delivery.
+        request = _post(
+            _events_path(key, "/send"),
+            json={"payload": payload},
+            params=_params(buffer_secs=None if buffer_secs is None else f"{buffer_secs:g}"),
+            headers={} if idempotency_key is None else {"idempotency-key": idempotency_key},
+            retryable=True,
+            strait=True,
+        )
+        return self.call(request, _sent)
+
+    def get_event(self, key: str) -> Flow[EventTrigger]:
+        return self.call(_get(_events_path(key), strait=True), _event)
+
+    def cancel_event(self, key: str) -> Flow[EventTrigger]:
+        request = _Request(method="DELETE", path=_events_path(key), retryable=True, strait=True)
+        return self.call(request, _event)
+
+    def list_events(self, filters: Mapping[str, str | int | None]) -> Flow[JSONObject]:
+        return self.call(_get("/v1/events", params=_params(**filters), strait=True), _data_object)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -988,6 +1163,55 @@ class Client(_Base):
         """A new run from the failed step (source ``rerun``)."""
         return self._drive(self._calls.rerun(run_id))
 
+    # -- events (the Strait-style API, /v1/events) -------------------------------------------
+
+    def send_event(
+        self,
+        key: str,
+        payload: object = None,
+        *,
+        buffer_secs: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> EventTrigger | BufferedEvent:
+        """Send ``payload`` (any JSON) to the key's waiting trigger; the trigger comes back
+        ``received``, and the step waiting on it completes with the payload as its output. When
+        nothing waits yet, ``buffer_secs`` (else the project's default, if it has one) keeps the
+        event that long for the first wait on the key: a BufferedEvent."""
+        return self._drive(
+            self._calls.send_event(
+                key, payload, buffer_secs=buffer_secs, idempotency_key=idempotency_key
+            )
+        )
+
+    def get_event(self, key: str) -> EventTrigger:
+        """The key's waiting trigger, else its newest."""
+        return self._drive(self._calls.get_event(key))
+
+    def cancel_event(self, key: str) -> EventTrigger:
+        """Cancel the key's waiting trigger: a step waiting on it ends ``canceled``."""
+        return self._drive(self._calls.cancel_event(key))
+
+    def list_events(
+        self,
+        *,
+        status: str | None = None,
+        workflow_run_id: str | None = None,
+        source_type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        project_id: str | None = None,
+    ) -> JSONObject:
+        """One page of event triggers, newest first: ``{data, has_more, next_cursor}``."""
+        filters = {
+            "status": status,
+            "workflow_run_id": workflow_run_id,
+            "source_type": source_type,
+            "limit": limit,
+            "cursor": cursor,
+            "project_id": project_id,
+        }
+        return self._drive(self._calls.list_events(filters))
+
     # -- keys --------------------------------------------------------------------------------
 
     def create_key(
@@ -1191,6 +1415,55 @@ class AsyncClient(_Base):
     async def rerun(self, run_id: str) -> StartedRun:
         """A new run from the failed step (source ``rerun``)."""
         return await self._drive(self._calls.rerun(run_id))
+
+    # -- events (the Strait-style API, /v1/events) -------------------------------------------
+
+    async def send_event(
+        self,
+        key: str,
+        payload: object = None,
+        *,
+        buffer_secs: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> EventTrigger | BufferedEvent:
+        """Send ``payload`` (any JSON) to the key's waiting trigger; the trigger comes back
+        ``received``, and the step waiting on it completes with the payload as its output. When
+        nothing waits yet, ``buffer_secs`` (else the project's default, if it has one) keeps the
+        event that long for the first wait on the key: a BufferedEvent."""
+        return await self._drive(
+            self._calls.send_event(
+                key, payload, buffer_secs=buffer_secs, idempotency_key=idempotency_key
+            )
+        )
+
+    async def get_event(self, key: str) -> EventTrigger:
+        """The key's waiting trigger, else its newest."""
+        return await self._drive(self._calls.get_event(key))
+
+    async def cancel_event(self, key: str) -> EventTrigger:
+        """Cancel the key's waiting trigger: a step waiting on it ends ``canceled``."""
+        return await self._drive(self._calls.cancel_event(key))
+
+    async def list_events(
+        self,
+        *,
+        status: str | None = None,
+        workflow_run_id: str | None = None,
+        source_type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        project_id: str | None = None,
+    ) -> JSONObject:
+        """One page of event triggers, newest first: ``{data, has_more, next_cursor}``."""
+        filters = {
+            "status": status,
+            "workflow_run_id": workflow_run_id,
+            "source_type": source_type,
+            "limit": limit,
+            "cursor": cursor,
+            "project_id": project_id,
+        }
+        return await self._drive(self._calls.list_events(filters))
 
     # -- keys --------------------------------------------------------------------------------
 
