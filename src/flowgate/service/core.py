@@ -178,11 +178,11 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
         from flowgate.service.scheduler import Scheduler
 
         tasks.append(asyncio.create_task(Scheduler(svc).run(), name="scheduler"))
-        from flowgate.service.events import expire_job_waits
+        from flowgate.service.events import expire_due_waits
 
         tasks.append(
             asyncio.create_task(
-                expire_job_waits(svc, every=svc.settings.poll_interval_secs),
+                expire_due_waits(svc, every=svc.settings.poll_interval_secs),
                 name="event-expirer",
             )
         )

@@ -6,6 +6,7 @@ come here; the store decides every race (``store/events.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -263,12 +264,25 @@ async def create_wait(
         raise errors.Conflict("an event trigger with this key is already waiting") from exc
 
 
-async def expire_job_waits(svc: Services, *, every: float) -> None:
-    """Time out standalone waits past their expiry, every ``every`` seconds (an indexed query
-    on status and expiry). Runs until cancelled."""
+async def expire_due_waits(svc: Services, *, every: float, batch: int = 1000) -> None:
+    """Time out waits as they expire: sleep until the next expiry (at most ``every`` seconds;
+    woken early when this process opens new waits), end every due one in bulk, announce them.
+    Runs until cancelled. Every process with workers runs one; the compare-and-set on
+    ``waiting`` lets them race harmlessly."""
+    woken = asyncio.Event()
+    svc.notifier.on_work(woken.set)
     while True:
+        woken.clear()
+        pause = every
         try:
-            await svc.store.expire_due_job_waits(now=svc.clock.now())
+            ended, upcoming = await svc.store.expire_due_waits(now=svc.clock.now(), limit=batch)
+            for trigger in ended:
+                svc.notifier.event_changed(trigger["project_id"], trigger["event_key"])
+            if len(ended) >= batch:
+                continue  # more are due now
+            if upcoming is not None:
+                pause = min(every, max((upcoming - svc.clock.now()).total_seconds(), 0.001))
         except Exception:
             log.exception("events.expire_failed")
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), pause)

@@ -28,7 +28,6 @@ from flowgate.store.base import (
 from flowgate.types import JSON
 
 WORKFLOW_STEP = "workflow_step"
-JOB_RUN = "job_run"
 #: Channel announcing a trigger's change, its project and key as payload (live streams).
 EVENT_CHANNEL = "flowgate_event"
 WORK_CHANNEL = "flowgate_work"
@@ -41,6 +40,10 @@ def _lock(store: EventStoreMixin, conn: Connection, project_id: str, keys: Seque
     """Serialize every transaction that changes these keys' triggers (sorted: no deadlock)."""
     for key in sorted(set(keys)):
         store.serialize(conn, f"event:{project_id}:{key}")
+
+
+def _chunks(items: Sequence[T], size: int = 500) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _row(found: Any) -> EventTriggerRow:
@@ -382,27 +385,47 @@ class EventStoreMixin:
 
         return await self.write(work)
 
-    async def expire_due_job_waits(self, *, now: datetime, limit: int = 1000) -> int:
-        """Time out standalone waits past ``expires_at`` (an indexed range: status, expiry);
-        a step's waits time out when its run wakes at ``expires_at``. Returns how many."""
+    async def expire_due_waits(
+        self, *, now: datetime, limit: int = 1000
+    ) -> tuple[list[EventTriggerRow], datetime | None]:
+        """Time out up to ``limit`` waiting triggers past ``expires_at``, oldest first, in one
+        statement (an indexed range on status and expiry), so that thousands due together end
+        on time; their runs are already due (``wake_at`` ≤ ``expires_at``) and act on it when
+        a worker takes them. Returns what it ended, and the next waiting expiry (or None).
+
+        The triggers' runs are locked first, in id order, as a send does before its trigger:
+        a send to one key of an ``anyOf`` wait (its run, then its triggers) and this sweep
+        cannot each hold what the other needs."""
         due = (
-            sa.select(_e.project_id, _e.id)
-            .where(_e.status == _WAITING, _e.expires_at <= now, _e.source_type == JOB_RUN)
+            sa.select(_e.project_id, _e.id, _e.workflow_run_id)
+            .where(_e.status == _WAITING, _e.expires_at <= now)
             .order_by(_e.expires_at)
             .limit(limit)
         )
+        upcoming = sa.select(sa.func.min(_e.expires_at)).where(_e.status == _WAITING)
 
-        def work(conn: Connection) -> int:
-            rows = [
-                row
-                for project_id, trigger_id in conn.execute(due).all()
-                for row in self._by_ids(conn, project_id, [trigger_id])
-            ]
-            # Every key's lock before any change, in one order (a prefix send takes several).
-            for project_id, key in sorted({(row["project_id"], row["event_key"]) for row in rows}):
-                self.serialize(conn, f"event:{project_id}:{key}")
-            ended = [self._end(conn, row, EventStatus.TIMED_OUT, "timed out", now) for row in rows]
-            return sum(row is not None for row in ended)
+        def work(conn: Connection) -> tuple[list[EventTriggerRow], datetime | None]:
+            found = conn.execute(due).all()
+            run_ids = sorted({row.workflow_run_id for row in found if row.workflow_run_id})
+            for chunk in _chunks(run_ids):
+                r = t.runs.c
+                conn.execute(
+                    sa.select(r.id).where(r.id.in_(chunk)).order_by(r.id).with_for_update()
+                )
+            ended: list[EventTriggerRow] = []
+            for chunk in _chunks([(row.project_id, row.id) for row in found]):
+                ended += [
+                    _row(row)
+                    for row in conn.execute(
+                        t.event_triggers.update()
+                        .where(sa.tuple_(_e.project_id, _e.id).in_(chunk), _e.status == _WAITING)
+                        .values(status=EventStatus.TIMED_OUT.value, error="timed out", ended_at=now)
+                        .returning(*t.event_triggers.c)
+                    ).all()
+                ]
+            for trigger in ended:
+                self._announce_change(conn, trigger)
+            return ended, conn.execute(upcoming).scalar()
 
         return await self.write(work)
 
