@@ -1,7 +1,8 @@
 """Races on one event key (DESIGN §6, issue 10): of a send, a timeout and a cancel arriving
 together exactly one wins, and everything that shows the outcome agrees with it — the HTTP
 answers, the trigger, the waiting step and its run. Each test runs its race 100 times (100 keys
-raced side by side, not one retried race), on SQLite and PostgreSQL, and on PostgreSQL across
+raced side by side, or — the last two — 100 races one after another; never a retried race), on
+SQLite and PostgreSQL, and on PostgreSQL across
 processes: an API-only server (``FLOWGATE_WORKERS=0``) next to the one whose workers own the
 runs, and worker processes killed with SIGKILL while the runs resume.
 """
@@ -583,3 +584,51 @@ async def test_a_step_waiting_after_a_buffered_send_completes_at_once(
     again = await racer.post("/v1/events/w4-0/send", json={"payload": {"k": "other"}})
     assert again.status_code == 409
     await _nothing_waits(racer)
+
+
+async def test_send_timeout_and_cancel_100_times_in_a_row_have_one_winner_each_time(
+    racer: httpx.AsyncClient,
+) -> None:
+    """The same race as above, one after another: a standalone wait that expires about now,
+    a send and a cancel fired together at it; each time exactly one outcome holds."""
+    outcomes: Counter[str] = Counter()
+    for n in range(RACES):
+        key = f"row-{n}"
+        # Deadlines from 1 to 28 ms: some races end before, some at, some after the deadline.
+        timeout = 0.001 + (n % 10) * 0.003
+        created = await racer.post("/v1/events", json={"event_key": key, "timeout_secs": timeout})
+        assert created.status_code == 201, created.text
+        sent, canceled = await asyncio.gather(
+            racer.post(f"/v1/events/{key}/send", json={"payload": n}),
+            racer.delete(f"/v1/events/{key}"),
+        )
+        final = await wait_until(lambda key=key: _ended(racer, key))
+        outcomes[final["status"]] += 1
+        assert (sent.status_code == 200) == (final["status"] == "received"), (sent.text, final)
+        assert (canceled.status_code == 200) == (final["status"] == "canceled"), final
+        assert {sent.status_code, canceled.status_code} <= {200, 409}
+        assert final["response_payload"] == (n if final["status"] == "received" else None)
+    print(f"\nin-a-row outcomes over {RACES} races: {dict(outcomes)}")
+    assert sum(outcomes.values()) == RACES
+
+
+async def test_two_sends_100_times_in_a_row_have_one_winner_each_time(
+    racer: httpx.AsyncClient,
+) -> None:
+    for n in range(RACES):
+        key = f"pair-{n}"
+        created = await racer.post("/v1/events", json={"event_key": key, "timeout_secs": 60})
+        assert created.status_code == 201, created.text
+        first, second = await asyncio.gather(
+            racer.post(f"/v1/events/{key}/send", json={"payload": "first"}),
+            racer.post(f"/v1/events/{key}/send", json={"payload": "second"}),
+        )
+        assert sorted([first.status_code, second.status_code]) == [200, 409]
+        winner = first if first.status_code == 200 else second
+        stored = (await racer.get(f"/v1/events/{key}")).json()
+        assert stored["response_payload"] == winner.json()["response_payload"]
+
+
+async def _ended(client: httpx.AsyncClient, key: str) -> Json | None:
+    trigger: Json = (await client.get(f"/v1/events/{key}")).json()
+    return trigger if trigger["status"] in ENDED else None
