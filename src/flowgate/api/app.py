@@ -6,9 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from flowgate import __version__
-from flowgate.api import dialects
+from flowgate.api import dialects, openapi
 from flowgate.api.errors import install_error_handlers
 from flowgate.api.middleware import RequestMiddleware
 from flowgate.api.responses import JSONResponse
@@ -37,10 +38,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         async with running(svc, workers=settings.workers):
             yield
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from files shipped in the
+    # fastapi-offline package, not from a CDN: the docs work on a machine with no network.
+    app = FastAPIOffline(
         title="flowgate",
         version=__version__,
-        description="Self-hosted, durable workflow automation.",
+        description=openapi.DESCRIPTION,
+        static_url="/docs/static",
         lifespan=lifespan,
         default_response_class=JSONResponse,
         # A path with a stray slash is a 404 in its API's shape, not a redirect built from the
@@ -65,5 +69,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         app.include_router(module.router)
     for router in dialects.routers():
         app.include_router(router)
+    openapi.install(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
