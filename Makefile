@@ -21,8 +21,15 @@ $(DEV_ENV):
 	@echo "FLOWGATE_ADMIN_KEY=fgk_$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')" > $(DEV_ENV)
 	@chmod 600 $(DEV_ENV)
 
+# FLOWGATE_HOST / FLOWGATE_PORT given to `make run` are kept in $(DEV_ENV) (for later runs, and for
+# the CLI, which reads that file when run in this checkout).
 run: setup $(DEV_ENV)
-	@set -a; . ./$(DEV_ENV); set +a; \
+	@for name in FLOWGATE_HOST FLOWGATE_PORT; do \
+	  value=$$(printenv $$name) || continue; \
+	  (umask 077; grep -v "^$$name=" $(DEV_ENV) > $(DEV_ENV).tmp; echo "$$name=$$value" >> $(DEV_ENV).tmp); \
+	  cat $(DEV_ENV).tmp > $(DEV_ENV); rm -f $(DEV_ENV).tmp; \
+	done; \
+	set -a; . ./$(DEV_ENV); set +a; \
 	$(BIN)/flowgate db upgrade && \
 	exec $(BIN)/flowgate serve --examples examples --show-key
 

@@ -1,8 +1,14 @@
 """The ``flowgate`` command.
 
 ``serve``, ``worker`` and ``db`` work on the database directly; every other command talks to a
-server over HTTP through ``flowgate.client`` (``--url``/``FLOWGATE_URL``,
-``--key``/``FLOWGATE_API_KEY``).
+server over HTTP through ``flowgate.client``. Its URL and key, first found wins: ``--url`` and
+``--key``; ``FLOWGATE_URL`` and ``FLOWGATE_API_KEY``; in a checkout, the ``.flowgate/dev.env``
+that ``make run`` writes (in the current folder or a parent: its ``FLOWGATE_ADMIN_KEY``, and its
+``FLOWGATE_HOST``/``FLOWGATE_PORT`` if set); ``FLOWGATE_HOST``/``FLOWGATE_PORT`` from the
+environment; ``http://127.0.0.1:8080``.
+
+Exit codes: 0 done; 1 the API answered an error, the server could not be reached, or a waited-on
+run did not complete; 2 a usage error (a bad option or value); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +30,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from flowgate.client import TERMINAL_STATUSES, ApiError, BufferedEvent, Client
+from flowgate.client import DEFAULT_URL, TERMINAL_STATUSES, ApiError, BufferedEvent, Client
 from flowgate.documents import DocumentError, document_paths, read_document
 from flowgate.settings import Settings, SettingsError, load_settings
 from flowgate.types import JSON, JSONObject
@@ -135,12 +142,25 @@ def db_upgrade() -> None:
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--url", envvar="FLOWGATE_URL", help="Server URL (default http://127.0.0.1:8080)."
+        "--url",
+        envvar="FLOWGATE_URL",
+        help="Server URL (else .flowgate/dev.env, FLOWGATE_HOST/PORT, http://127.0.0.1:8080).",
     ),
 ]
-KeyOption = Annotated[str | None, typer.Option("--key", envvar="FLOWGATE_API_KEY", help="API key.")]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key", envvar="FLOWGATE_API_KEY", help="API key (else .flowgate/dev.env's admin key)."
+    ),
+]
 # Each long-poll of a waited-on run lasts at most this long, so the steps table stays fresh.
 _POLL_SECS = 1.0
+# ``run --wait`` first asks the server to hold the reply this long (x-api-wait): most runs end
+# within it and need one round trip; a longer one is then followed with a live steps table.
+_FIRST_WAIT_SECS = 3.0
+DEV_ENV = Path(".flowgate") / "dev.env"
+_DEFAULT_HOST = "127.0.0.1"
+_DEFAULT_PORT = "8080"
 _STATUS_STYLES = {
     "completed": "green",
     "failed": "red",
@@ -155,15 +175,104 @@ _STATUS_STYLES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The server a command talks to, and where its URL came from (for a connection error)."""
+
+    url: str
+    key: str | None
+    url_from: str
+
+
+def find_dev_env(start: Path) -> Path | None:
+    """``.flowgate/dev.env`` in ``start`` or the nearest parent that has one."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEV_ENV
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=VALUE`` lines (``export`` and quotes allowed, ``#`` comments); unreadable: empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if sep and name.strip():
+            values[name.strip()] = value
+    return values
+
+
+def resolve_target(
+    url: str | None,
+    key: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Target:
+    """The URL and key a command uses, first found wins (see the module's docstring)."""
+    env = os.environ if environ is None else environ
+    url = url or env.get("FLOWGATE_URL") or None
+    key = key or env.get("FLOWGATE_API_KEY") or None
+    if url is not None and key is not None:
+        return Target(url, key, "--url/FLOWGATE_URL")
+    dev_env = find_dev_env(Path.cwd() if cwd is None else cwd)
+    dev = read_env_file(dev_env) if dev_env is not None else {}
+    key = key or dev.get("FLOWGATE_ADMIN_KEY") or None
+    if url is not None:
+        return Target(url, key, "--url/FLOWGATE_URL")
+    host = dev.get("FLOWGATE_HOST") or env.get("FLOWGATE_HOST") or _DEFAULT_HOST
+    port = dev.get("FLOWGATE_PORT") or env.get("FLOWGATE_PORT") or _DEFAULT_PORT
+    if dev_env is not None and ("FLOWGATE_HOST" in dev or "FLOWGATE_PORT" in dev):
+        url_from = str(dev_env)
+    elif "FLOWGATE_HOST" in env or "FLOWGATE_PORT" in env:
+        url_from = "FLOWGATE_HOST/FLOWGATE_PORT"
+    else:
+        return Target(DEFAULT_URL, key, "the default")
+    return Target(f"http://{_connect_host(host)}:{port}", key, url_from)
+
+
+def _connect_host(host: str) -> str:
+    """Where a client reaches a server listening on ``host`` (any-address → loopback)."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - a listen address, never bound here
+        return _DEFAULT_HOST
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 @contextmanager
 def _connect(url: str | None, key: str | None) -> Iterator[Client]:
     """A client whose errors become ``error: CODE: message`` on stderr and exit code 1."""
+    target = resolve_target(url, key)
     try:
         # Runs this client starts record source "cli" (the server reads the header at /run).
-        with Client(url, key, source="cli") as client:
+        with Client(target.url, target.key, source="cli") as client:
             yield client
     except ApiError as exc:
         _print_error(exc)
+        if exc.code == "CONNECTION_ERROR":
+            typer.echo(
+                f"  the URL came from {target.url_from}; is the server running (make run)? "
+                "Set FLOWGATE_URL or pass --url",
+                err=True,
+            )
+        elif exc.code == "UNAUTHORIZED" and target.key is None:
+            typer.echo(
+                "  no API key: set FLOWGATE_API_KEY, pass --key, or run from the checkout "
+                "where `make run` wrote .flowgate/dev.env",
+                err=True,
+            )
         raise typer.Exit(1) from exc
 
 
@@ -293,6 +402,10 @@ def run(
     priority: Annotated[
         int | None, typer.Option(min=-100, max=100, help="Higher runs first (default 0).")
     ] = None,
+    connection: Annotated[
+        str | None,
+        typer.Option("--connection", help="Connection id (conn_…) whose credentials to use."),
+    ] = None,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
@@ -301,22 +414,60 @@ def run(
     overrides = _parse_env(env or [])
     with _connect(url, key) as client:
         started = client.start_run(
-            workflow, payload, env=overrides, idempotency_key=idempotency_key, priority=priority
+            workflow,
+            payload,
+            env=overrides,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            connection_id=connection,
+            wait=_FIRST_WAIT_SECS if wait else None,
         )
-        run_id = str(started.get("runId"))
         if not wait:
-            typer.echo(run_id)
+            typer.echo(str(started.get("runId")))
             typer.echo(_dump(started))
             return
-        typer.echo(f"run {run_id} started", err=True)
-        try:
+        # x-api-wait answers with the whole run, ended (200) or as it is so far (202).
+        _finish(client, str(started.get("id") or started.get("runId")), started)
+
+
+def _started_or_finish(client: Client, started: JSONObject, *, wait: bool) -> None:
+    """Print the new run's id and the reply, or with ``wait`` follow it to its end."""
+    run_id = str(started.get("runId"))
+    if not wait:
+        typer.echo(run_id)
+        typer.echo(_dump(started))
+        return
+    _finish(client, run_id, None)
+
+
+def _finish(client: Client, run_id: str, current: JSONObject | None) -> None:
+    """Follow the run until it ends (``current``: as already known), then print its output on
+    stdout; one that did not complete prints its error there and on stderr, and exits 1."""
+    typer.echo(f"run {run_id} started", err=True)
+    try:
+        if current is not None and current.get("status") in TERMINAL_STATUSES:
+            final = current
+            console = Console(stderr=True, highlight=False)
+            console.print(_steps_table(final))
+        else:
             final = _follow(client, run_id)
-        except KeyboardInterrupt:
-            typer.echo(f"stopped waiting; the run goes on: flowgate runs show {run_id}", err=True)
-            raise typer.Exit(130) from None
-    typer.echo(_dump(final.get("output")))
-    if final.get("status") != "completed":
-        raise _fail(_run_failure(final))
+    except KeyboardInterrupt:
+        typer.echo(f"stopped waiting; the run goes on: flowgate runs show {run_id}", err=True)
+        raise typer.Exit(130) from None
+    if final.get("status") == "completed":
+        typer.echo(_dump(final.get("output")))
+        return
+    typer.echo(_dump(_run_error(final)))
+    raise _fail(_run_failure(final))
+
+
+def _run_error(run: JSONObject) -> JSONObject:
+    """The error of a run that did not complete (``{code, message, stepId?}``), never null."""
+    error = run.get("error")
+    if isinstance(error, dict):
+        return error
+    status = str(run.get("status"))
+    return {"code": status.upper(), "message": f"The run ended {status}"}
 
 
 def _parse_input(raw: str | None) -> JSONObject | None:
@@ -380,19 +531,23 @@ def _steps_table(run: JSONObject) -> Group:
         _status(run.get("status")),
     )
     table = _table()
-    for column in ("step", "type", "status", "attempt", "duration"):
+    for column in ("step", "type", "status", "attempt", "duration", "error"):
         table.add_column(column, justify="right" if column in ("attempt", "duration") else "left")
     steps = run.get("steps")
     for step in steps if isinstance(steps, list) else []:
         if not isinstance(step, dict):
             continue
         duration = step.get("durationMs")
+        error = step.get("error")
         table.add_row(
             _cell(step.get("name") or step.get("id")),
             _cell(step.get("type")),
             _status(step.get("status")),
             _cell(step.get("attempt")),
             _cell(None if duration is None else f"{duration} ms"),
+            _cell(
+                f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict) else None
+            ),
         )
     return Group(title, table)
 
@@ -462,6 +617,40 @@ def runs_cancel(
     with _connect(url, key) as client:
         canceled = client.cancel_run(run_id)
     typer.echo(f"{canceled.id}\t{canceled.status}")
+
+
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="Show the steps until the new run ends; exit 1 unless it completes."
+    ),
+]
+
+
+@runs_app.command("replay")
+def runs_replay(
+    run_id: Annotated[str, typer.Argument(help="The run to replay.")],
+    wait: WaitOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Start a new run with the same input and workflow version (source replay)."""
+    with _connect(url, key) as client:
+        started = client.replay(run_id)
+        _started_or_finish(client, started.raw, wait=wait)
+
+
+@runs_app.command("rerun")
+def runs_rerun(
+    run_id: Annotated[str, typer.Argument(help="The ended run to rerun.")],
+    wait: WaitOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Start a new run from the first step that did not complete, reusing the finished ones."""
+    with _connect(url, key) as client:
+        started = client.rerun(run_id)
+        _started_or_finish(client, started.raw, wait=wait)
 
 
 @keys_app.command("create")

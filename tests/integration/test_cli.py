@@ -153,7 +153,7 @@ def test_run_fails_on_purpose_wait_exits_1_with_message(server: ThreadedServer) 
     result = cli(server, "run", "wf_fails_on_purpose", "--input", "{}", "--wait")
 
     assert result.exit_code == 1
-    assert json.loads(result.stdout) is None
+    assert json.loads(result.stdout)["code"] == "FAILED"  # the run's error, not null
     last = result.stderr.splitlines()[-1]
     assert last.startswith(
         'error: FAILED: This run failed on purpose (send {"ok": true} to pass) (run run_'

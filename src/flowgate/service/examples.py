@@ -51,10 +51,12 @@ async def after_start(svc: Services, *, examples: Path | None, show_key: bool) -
         '{"input": {"customerId": "c1", "items": [{"product": "a", "quantity": 2, "price": 10}, '
         '{"product": "b", "quantity": 1, "price": 5.5}]}}'
     )
+    order = body.removeprefix('{"input": ').removesuffix("}")
     lines = [
         "",
         f"flowgate is running on {base}",
         f"  admin API key:  {key}",
+        f"  runs monitor:   {base}/ui",
         f"  API docs:       {base}/docs",
         f"  examples:       {', '.join(loaded) or 'none'}",
         "",
@@ -64,6 +66,11 @@ async def after_start(svc: Services, *, examples: Path | None, show_key: bool) -
         f"    -d '{body}'",
         "Then look at it:",
         f'  curl -s {base}/api/v1/runs/<runId> -H "x-api-key: {key}"',
+        "",
+        "Or with the CLI (in this checkout it reads the URL and key from .flowgate/dev.env;",
+        "elsewhere, first):",
+        f"  export FLOWGATE_URL={base} FLOWGATE_API_KEY={key}",
+        f"  .venv/bin/flowgate run wf_order_total --input '{order}' --wait",
         "",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
