@@ -57,9 +57,18 @@ async def big(request: Request) -> Response:
     return PlainTextResponse("x" * int(request.query_params["bytes"]))
 
 
+async def reply(request: Request) -> Response:
+    """Answers with status ``?status=`` and the request's own body and content type."""
+    content_type = request.headers.get("content-type", "text/plain")
+    return Response(
+        await request.body(), int(request.query_params["status"]), media_type=content_type
+    )
+
+
 app = Starlette(
     routes=[
         Route("/echo", echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/reply", reply, methods=["POST"]),
         Route("/status/{code:int}", status),
         Route("/flaky/{key}", flaky),
         Route("/redirect", redirect, methods=["GET", "POST"]),

@@ -12,6 +12,11 @@ class _Body(BaseModel):
 
 
 class RunRequest(_Body):
+    # Unknown fields are kept (``model_extra``) so that the route can answer with a hint: the
+    # usual slip is sending the input itself, ``{"customerId": …}``, without ``{"input": …}``.
+    # The schema still says none is allowed.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
     input: Any = Field(None, description="The workflow's input: a JSON object.")
     env: dict[str, StrictStr] | None = Field(None, description="Overrides of the workflow's env.")
     connection_id: StrictStr | None = Field(None, alias="connectionId", max_length=80)

@@ -26,12 +26,16 @@ _CURSOR_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def started_run(run: RunRow) -> JSONObject:
-    return {
+    """The 201 of a run start; a ``queued`` run also says why (``queuedReason``, DESIGN §11)."""
+    out: JSONObject = {
         "runId": run["id"],
         "status": run["status"],
         "workflowId": run["workflow_id"],
         "workflowVersion": run["workflow_version"],
     }
+    if run["status"] == "queued" and run["queued_reason"] is not None:
+        out["queuedReason"] = run["queued_reason"]
+    return out
 
 
 def run_summary(run: RunRow) -> JSONObject:

@@ -220,7 +220,10 @@ class DefinitionChecker:
 
     def _template_problems(self, value: JSON, path: list[str | int]) -> list[Problem]:
         return [
-            Problem([*path, *p.path], f"Template syntax error in {p.expression!r}: {p.message}")
+            Problem(
+                [*path, *p.path],
+                f"Template {'syntax ' if p.syntax else ''}error in {p.expression!r}: {p.message}",
+            )
             for p in self._templates.check(value)
         ]
 

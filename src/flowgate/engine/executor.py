@@ -458,7 +458,11 @@ class RunExecutor:
             )
         except StepFailure as exc:
             message = state.redact(exc.message)
-            return StepOutcome(status=StepStatus(exc.status), error=_error(exc.code, message, step))
+            return StepOutcome(
+                status=StepStatus(exc.status),
+                output=_redacted(state.redact, exc.output),
+                error=_error(exc.code, message, step),
+            )
         except TimeoutError as exc:
             if not deadline.expired():  # the step's own timeout (a socket, say): its failure
                 return self._failed(state, step, ctx, exc)
@@ -647,6 +651,18 @@ def _time_limit(step: StepDef, deadline: datetime | None, now: datetime) -> floa
     if deadline is not None:
         limits.append(max((deadline - now).total_seconds(), 0.001))
     return min(limits) if limits else None
+
+
+def _redacted(redact: Redactor, value: JSON) -> JSON:
+    """A failed attempt's output (a response body may echo a credential), masked like messages.
+    Steps keep it small and shallow (``http``: 4 KB, nesting ≤ 64)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(redact, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(redact, item) for item in value]
+    return value
 
 
 def _wait_state(previous: StepRunRow | None) -> JSON:

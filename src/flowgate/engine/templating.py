@@ -8,6 +8,7 @@ bool, null); text around it makes a string. ``if:`` conditions are evaluated as
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import re
@@ -42,6 +43,8 @@ class TemplateProblem:
     path: list[str | int]
     expression: str
     message: str
+    #: False for a template that parses but names what does not exist (an unknown filter).
+    syntax: bool = True
 
 
 #: The longest text and the most items a template may produce. python-liquid bounds loops, the
@@ -239,21 +242,38 @@ class TemplateEngine:
         return found
 
     def check(self, value: JSON) -> list[TemplateProblem]:
-        """Parse every string in a nested value; list the syntax errors (never raises)."""
+        """Parse every string in a nested value; list the syntax errors and unknown filters
+        (never raises). Unknown tags are syntax errors already."""
         problems: list[TemplateProblem] = []
         for path, text in _strings(value, []):
             try:
-                self._parse(text)
+                template = self._parse(text)
             except LiquidError as exc:
                 problems.append(TemplateProblem(path, text, _first_line(exc)))
+                continue
+            problems += [
+                TemplateProblem(path, text, message, syntax=False)
+                for message in self._unknown_filters(template)
+            ]
         return problems
 
     def check_condition(self, expr: str) -> str | None:
+        # No filter check: Liquid's ``if`` takes no filters, so one is a syntax error already.
         try:
             self._parse(_condition_source(expr))
         except LiquidError as exc:
             return f"Invalid condition {expr!r}: {_first_line(exc)}"
         return None
+
+    def _unknown_filters(self, template: BoundTemplate) -> list[str]:
+        """One message per filter the template names that this engine lacks: python-liquid
+        would only find out when the step runs (``UnknownFilterError``)."""
+        try:
+            used = template.filter_names(include_partials=False)
+        except (LiquidError, RecursionError):
+            return []  # the render reports it, with the step's context
+        known = self._env.filters
+        return [_unknown_filter(name, known) for name in used if name not in known]
 
     def render(self, value: JSON, context: Mapping[str, object]) -> JSON:
         """Render every string of a nested value (keys are not templates)."""
@@ -302,6 +322,12 @@ class TemplateEngine:
             for match in _STEP_REFERENCE.finditer(text):
                 found.add(match.group(1) or match.group(2))
         return found
+
+
+def _unknown_filter(name: str, known: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown filter {name!r}{hint}"
 
 
 def _excerpt(text: str, limit: int = 200) -> str:

@@ -416,9 +416,26 @@ async def describe_run(svc: Services, run: RunRow) -> RunDetail:
         )
         for step in workflow.steps
     ]
-    if run["status"] == RunStatus.QUEUED and workflow.concurrency is not None:
-        run = RunRow(**{**run, "queued_reason": await _queued_reason(svc, run, workflow)})
+    [run] = await explain_queued(svc, [run])
     return RunDetail(run=run, steps=steps)
+
+
+async def explain_queued(svc: Services, runs: Sequence[RunRow]) -> list[RunRow]:
+    """The runs, each still ``queued`` with its ``queued_reason`` filled in (DESIGN §11).
+
+    One position query per queued run: callers pass one page of a list, never a whole table.
+    """
+    explained = []
+    for run in runs:
+        if run["status"] == RunStatus.QUEUED:
+            workflow = await svc.catalog.get(
+                run["project_id"], run["workflow_id"], run["workflow_version"]
+            )
+            if workflow.concurrency is not None:
+                reason = await _queued_reason(svc, run, workflow)
+                run = RunRow(**{**run, "queued_reason": reason})
+        explained.append(run)
+    return explained
 
 
 async def _queued_reason(svc: Services, run: RunRow, workflow: CompiledWorkflow) -> JSONObject:

@@ -61,6 +61,7 @@ async def start_run(
     x_flowgate_source: Annotated[Literal["api", "cli"] | None, Header()] = None,
 ) -> Response:
     wait = wait_seconds(x_api_wait, svc.settings.max_wait_secs)
+    _refuse_unknown_fields(body)
     started = await service.start_run(
         svc,
         who,
@@ -74,7 +75,7 @@ async def start_run(
             source=x_flowgate_source or "api",
         ),
     )
-    run = started.run
+    [run] = await service.explain_queued(svc, [started.run])
     headers = {"X-Run-Id": run["id"], "Location": f"/api/v1/runs/{run['id']}"}
     if started.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -121,6 +122,7 @@ def _batch_command(workflow_id: str, item: dict[str, object]) -> service.StartRu
     except ValidationError as exc:
         details = [{"path": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         raise errors.InvalidRequest("Invalid run request", details=details) from exc
+    _refuse_unknown_fields(request)
     return service.StartRun(
         workflow=workflow_id,
         input=request.input,
@@ -129,6 +131,27 @@ def _batch_command(workflow_id: str, item: dict[str, object]) -> service.StartRu
         idempotency_key=request.idempotency_key,
         priority=request.priority,
         source="batch",
+    )
+
+
+_RUN_FIELDS = "input, env, connectionId, idempotencyKey, priority"
+
+
+def _refuse_unknown_fields(request: RunRequest) -> None:
+    """A field a run request does not have is a 400 that says where things go: most often the
+    input was sent bare (``{"customerId": "c1"}``) and would otherwise run with ``{}``."""
+    unknown = list(request.model_extra or {})
+    if not unknown:
+        return
+    names = ", ".join(f'"{name}"' for name in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+    plural = "s" if len(unknown) > 1 else ""
+    if "input" in request.model_fields_set:
+        hint = f"a run request takes only {_RUN_FIELDS}"
+    else:
+        hint = 'the run\'s input goes in {"input": {...}}'
+    raise errors.InvalidRequest(
+        f"Unknown field{plural} {names}: {hint}",
+        details=[{"path": [name], "message": "unknown field"} for name in unknown[:20]],
     )
 
 
@@ -177,7 +200,8 @@ async def list_runs(
     rows = await service.list_runs(
         svc, who, where, Page(limit=limit + 1, after=views.decode_cursor(cursor))
     )
-    items, has_more, next_cursor = views.paged([views.run_summary(r) for r in rows], rows, limit)
+    shown = await service.explain_queued(svc, rows[:limit]) + rows[limit:]
+    items, has_more, next_cursor = views.paged([views.run_summary(r) for r in shown], rows, limit)
     return page(items, has_more=has_more, next_cursor=next_cursor)
 
 
@@ -239,13 +263,15 @@ async def _workflow_filter(svc: Services, who: Principal, workflow_id: str | Non
 @router.post("/api/v1/runs/{run_id}/replay", status_code=201, summary="Run again, same input")
 async def replay_run(run_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
     started = await service.replay_run(svc, who, run_id)
-    return ok(views.started_run(started.run), status_code=201, headers=_run_headers(started))
+    [run] = await service.explain_queued(svc, [started.run])
+    return ok(views.started_run(run), status_code=201, headers=_run_headers(started))
 
 
 @router.post("/api/v1/runs/{run_id}/rerun", status_code=201, summary="Rerun from the failed step")
 async def rerun_run(run_id: str, svc: ServicesDep, who: PrincipalDep) -> Response:
     started = await service.rerun_run(svc, who, run_id)
-    return ok(views.started_run(started.run), status_code=201, headers=_run_headers(started))
+    [run] = await service.explain_queued(svc, [started.run])
+    return ok(views.started_run(run), status_code=201, headers=_run_headers(started))
 
 
 def _run_headers(started: service.StartedRun) -> dict[str, str]:

@@ -104,13 +104,22 @@ class StepContext:
 
 class StepFailure(Exception):
     """A step failed in an expected way; ``code`` becomes the run's ``error.code``, ``status``
-    the step's (``failed``, ``timed_out`` or ``canceled``)."""
+    the step's (``failed``, ``timed_out`` or ``canceled``). ``output`` is kept on the failed
+    attempt to show why (an ``http`` step's response); the executor masks secrets in it."""
 
-    def __init__(self, message: str, *, code: str = "STEP_FAILED", status: str = "failed") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "STEP_FAILED",
+        status: str = "failed",
+        output: JSON = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.output = output
 
 
 async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | None:

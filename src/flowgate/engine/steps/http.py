@@ -1,6 +1,7 @@
 """``http``: an outbound request; its output is ``{status, headers, body}``.
 
-A status outside ``okStatus`` (default 200 to 299) fails the attempt, so ``retry`` applies. The
+A status outside ``okStatus`` (default 200 to 299) fails the attempt, so ``retry`` applies; the
+failed attempt keeps the status, headers and first 4 KB of the body as its output. The
 response body is parsed as JSON when it says so, else kept as text, and capped in size.
 :func:`send` is also the one path by which actions (``http.request``, Slack, Stripe) call out:
 it adds ``Idempotency-Key``, keeps connection credentials to their origin and across redirects
@@ -32,6 +33,9 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _MAX_REDIRECTS = 5
 #: ``okStatus`` for callers that judge the status themselves (actions).
 ANY_STATUS: list[JSON] = list(range(100, 600))
+#: How much of a refused response's body a failed attempt keeps (``failed_response``).
+FAILED_BODY_BYTES = 4096
+_FAILED_BODY_DEPTH = 64
 
 
 @register_step("http")
@@ -195,8 +199,44 @@ def _output(config: JSONObject, response: httpx.Response, url: str) -> JSONObjec
     ok = config.get("okStatus")
     allowed = ok if isinstance(ok, list) else range(200, 300)
     if response.status_code not in allowed:
-        raise StepFailure(f"HTTP {response.status_code} from {url}")
+        raise StepFailure(
+            f"HTTP {response.status_code} from {url}", output=failed_response(response)
+        )
     return output
+
+
+def failed_response(response: httpx.Response) -> JSONObject:
+    """What a failed attempt keeps of a response whose status was refused, so that a user sees
+    why the call failed: ``{status, headers, body}`` with at most the first
+    :data:`FAILED_BODY_BYTES` of the body (JSON parsed when it is whole and shallow, else text,
+    cut ones ending ``… (N bytes)``). No U+0000: PostgreSQL cannot store it in JSON."""
+    content = response.content
+    body: JSON
+    if len(content) <= FAILED_BODY_BYTES and _shallow(content):
+        body = _body(response)
+    else:
+        text = content[:FAILED_BODY_BYTES].decode(response.encoding or "utf-8", errors="replace")
+        body = f"{text}… ({len(content):,} bytes)"
+    return {
+        "status": response.status_code,
+        "headers": dict(response.headers),
+        "body": _without_nul(body),
+    }
+
+
+def _shallow(content: bytes) -> bool:
+    """At most 64 levels of nesting, judged by an upper bound: one ``[`` or ``{`` per level."""
+    return content.count(b"[") + content.count(b"{") <= _FAILED_BODY_DEPTH
+
+
+def _without_nul(value: JSON) -> JSON:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {k.replace("\x00", "\ufffd"): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _body(response: httpx.Response) -> JSON:
