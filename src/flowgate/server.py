@@ -6,13 +6,17 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import uvicorn
 
 from flowgate.logs import configure_logging
 from flowgate.settings import Settings
+
+if TYPE_CHECKING:
+    from flowgate.service.core import Services
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +40,10 @@ async def serve(
     """Serve HTTP with in-process workers until SIGINT/SIGTERM; raises SecretKeyError first
     when the secret key is empty or unreadable."""
     from flowgate.api.app import create_app
-    from flowgate.service.core import build_services
     from flowgate.service.examples import after_start
 
     configure_logging(settings.log_level, settings.log_format)
-    services = build_services(settings)
+    services = _build_services(settings)
     services.vault.check()  # an empty or unreadable secret key stops start-up (SecretKeyError)
     app = create_app(settings, services=services)
     server = _Server(_uvicorn_config(app, settings))
@@ -51,6 +54,20 @@ async def serve(
         await after_start(services, examples=examples, show_key=show_key)
     started.cancel()
     await serving
+
+
+def _build_services(settings: Settings) -> Services:
+    """The process's services; a python function module that cannot be loaded (or a name two
+    modules define) ends the process with one line on stderr and exit code 2: the line names
+    the file and the error, and a traceback would bury it."""
+    from flowgate.engine.functions import FunctionLoadError
+    from flowgate.service.core import build_services
+
+    try:
+        return build_services(settings)
+    except FunctionLoadError as exc:
+        sys.stderr.write(f"flowgate: cannot load python functions: {exc}\n")
+        raise SystemExit(2) from None
 
 
 class _Server(uvicorn.Server):
@@ -67,14 +84,14 @@ class _Server(uvicorn.Server):
 
 async def run_worker(settings: Settings) -> None:
     """Workers only, until SIGINT/SIGTERM; raises SecretKeyError like :func:`serve`."""
-    from flowgate.service.core import build_services, running
+    from flowgate.service.core import running
 
     configure_logging(settings.log_level, settings.log_format)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    services = build_services(settings)
+    services = _build_services(settings)
     async with running(services, workers=max(settings.workers, 1)):
         await stop.wait()
 

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     python_modules: str = Field(
         "", description="Comma-separated modules whose registered functions `python` steps call."
     )
+    functions_dir: Path | None = Field(
+        Path("functions"),
+        description="Every `*.py` file in this folder registers its functions for `python` "
+        "steps (docs/python-steps.md). The default is used only if the folder exists; one set "
+        "explicitly must exist; empty turns it off.",
+    )
     execute_rate_limit: int = Field(500, gt=0, description="Default execute requests per minute.")
     read_rate_limit: int = Field(6000, gt=0, description="Default read requests per minute.")
     rate_limit_lease_secs: float = Field(
@@ -121,6 +127,12 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("functions_dir", mode="before")
+    @classmethod
+    def _no_functions_dir(cls, value: object) -> object:
+        # Empty means "none", not Path("") — which is the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("secret_key")
     @classmethod

@@ -15,6 +15,8 @@ EXPECTED = {
     "wf_order_total": (ORDER_INPUT, "completed"),
     "wf_hello_world": ({}, "completed"),
     "wf_fails_on_purpose": ({}, "failed"),
+    # Calls functions/text.py, which the server loads from ./functions (FLOWGATE_FUNCTIONS_DIR).
+    "wf_slugify": ({}, "completed"),
     # Needs a stripe connection (tests/integration/test_actions.py gives it one).
     "wf_process_customer_order": (
         {"customerId": "c1", "items": [{"quantity": 1, "price": 1}]},

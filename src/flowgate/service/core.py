@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -68,16 +69,30 @@ class Services:
         )
 
 
+def _functions_dir(settings: Settings) -> Path | None:
+    """``FLOWGATE_FUNCTIONS_DIR``: its default applies where that folder exists; a folder set
+    explicitly must exist (load_functions says so)."""
+    folder = settings.functions_dir
+    if folder is None or ("functions_dir" not in settings.model_fields_set and not folder.is_dir()):
+        return None
+    return folder
+
+
 def build_services(
     settings: Settings, *, clock: Clock | None = None, functions: FunctionRegistry | None = None
 ) -> Services:
-    """Wire the parts together; opens no connection yet."""
+    """Wire the parts together; opens no connection yet. Raises FunctionLoadError when a python
+    function module cannot be loaded."""
     store = open_store(settings.database_url)
     the_clock = clock or Clock()
     notifier = InProcessNotifier()
     templates = TemplateEngine(strict=settings.strict_templates)
     step_types = load_built_in_steps()
-    registry = functions if functions is not None else load_functions(settings.python_modules)
+    registry = (
+        functions
+        if functions is not None
+        else load_functions(settings.python_modules, functions_dir=_functions_dir(settings))
+    )
     catalog = WorkflowCatalog(store)
     http = HttpContext(
         client=httpx.AsyncClient(
