@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Callable
@@ -56,6 +57,14 @@ class Vault:
     def check(self) -> None:
         """Read (or create) the key now. Raises SecretKeyError when it is empty or unreadable."""
         self._fernet  # noqa: B018 - the property reads the key and caches the cipher
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (signing the monitor's cookies, say), derived from the
+        secret key and unrelated to the one that encrypts credentials."""
+        secret = self._secret()
+        if not secret.strip():
+            raise SecretKeyError("the secret key is empty")
+        return hmac.new(secret.encode(), b"flowgate-derive:" + purpose.encode(), "sha256").digest()
 
     def encrypt(self, value: object) -> str:
         # jsonvalue, not orjson: credentials may be nested deeper than orjson's 254 levels.

@@ -27,6 +27,7 @@ from flowgate.api.routes import (
 )
 from flowgate.service.core import Services, build_services, running
 from flowgate.settings import Settings
+from flowgate.ui import routes as ui
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         app.include_router(module.router)
     for router in dialects.routers():
         app.include_router(router)
+    ui.mount(app)  # the runs monitor at /ui
     openapi.install(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
