@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flowgate import errors, ids, jsonvalue
 from flowgate.api.body import YAML_TYPES, parse_json, parse_yaml
 from flowgate.api.errors import error_response_for
+from flowgate.engine import metrics
 from flowgate.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,15 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = False
+        status = 500
+        began = time.perf_counter()
         raw_id = request_id.encode()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message["status"])
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_id)]
             await send(message)
 
@@ -96,6 +101,9 @@ class RequestMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+            metrics.observe_http(
+                scope["method"], _route_template(scope), status, time.perf_counter() - began
+            )
 
     async def _read_json_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
@@ -125,6 +133,13 @@ class RequestMiddleware:
         else:
             parse_json(raw)
         return raw
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's template (``/api/v1/runs/{run_id}``), never the raw path: ids in a
+    metric label would make its cardinality unbounded."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else metrics.UNMATCHED_ROUTE
 
 
 def _yaml_as_json(raw: bytes) -> bytes:

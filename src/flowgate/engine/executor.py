@@ -25,6 +25,7 @@ import orjson
 
 from flowgate import clock, errors, ids, jsonvalue
 from flowgate.clock import Clock
+from flowgate.engine import metrics
 from flowgate.engine.catalog import WorkflowCatalog
 from flowgate.engine.definition import CompiledWorkflow, StepDef
 from flowgate.engine.functions import FunctionRegistry
@@ -220,10 +221,14 @@ class RunExecutor:
             await asyncio.sleep(self._lease_secs / 3)
             until = self._clock.now() + timedelta(seconds=self._lease_secs)
             try:
-                if not await self._store.renew_lease(lease, lease_until=until):
-                    return
+                renewed = await self._store.renew_lease(lease, lease_until=until)
             except Exception:
+                metrics.LEASE_RENEWALS.labels("error").inc()
                 log.warning("run.lease_renewal_failed", extra={"run_id": lease.run_id})
+                continue
+            metrics.LEASE_RENEWALS.labels("renewed" if renewed else "lost").inc()
+            if not renewed:
+                return
 
     async def _crashed(self, run: RunRow, lease: Lease, exc: Exception, redact: Redactor) -> None:
         """Count the crash; the run is claimable again at once, or ends after MAX_CRASHES."""
@@ -254,6 +259,7 @@ class RunExecutor:
             log.exception("run.crash_not_recorded", extra={"run_id": run["id"]})
             return
         if saved and ends:
+            metrics.RUNS_FINISHED.labels(run["workflow_id"], RunStatus.FAILED.value).inc()
             try:
                 await self._after_end(run)
             except Exception:
@@ -325,6 +331,7 @@ class RunExecutor:
         )
         row = _step_row(state.run, step, position, attempt, outcome, started, self._clock.now())
         state.progress.steps.append(row)
+        _observe_step(step, row)
         if outcome.status == StepStatus.WAITING:
             try:
                 await self._park(
@@ -374,6 +381,7 @@ class RunExecutor:
         )
         state.progress.steps.append(lost)
         state.lost[step.id] += 1
+        metrics.WORKER_LOST.labels(step.type).inc()
         log.warning(
             "step.worker_lost",
             extra={"run_id": state.run["id"], "step_id": step.id, "attempt": lost["attempt"]},
@@ -586,6 +594,7 @@ class RunExecutor:
             state.progress.wake_run = state.run["parent_run_id"]
             state.progress.now = now
         await self._flush(state)
+        metrics.RUNS_FINISHED.labels(state.run["workflow_id"], status.value).inc()
         await self._after_end(state.run, state.workflow)
         log.info("run.finished", extra={"run_id": state.run["id"], "status": status.value})
 
@@ -752,6 +761,14 @@ def _describe(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return text if len(text) <= 500 else text[:499] + "…"
+
+
+def _observe_step(step: StepDef, row: StepRunRow) -> None:
+    """A finished attempt's duration (a waiting or skipped one has none yet)."""
+    started, completed = row["started_at"], row["completed_at"]
+    if started is not None and completed is not None:
+        seconds = max(0.0, (completed - started).total_seconds())
+        metrics.STEP_DURATION.labels(step.type, row["status"]).observe(seconds)
 
 
 def _step_row(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flowgate import errors, ids
+from flowgate.engine import metrics
 from flowgate.engine.definition import CompiledWorkflow
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
@@ -158,6 +159,9 @@ async def create_runs(
     }:
         promoted |= await _promote(svc, project_id, workflow_id, version)
     svc.notifier.work_available()
+    for item in inserted:
+        if item is not None and not item.replayed:
+            metrics.RUNS_STARTED.labels(item.run["workflow_id"], item.run["source"]).inc()
     refused = _quota_exceeded(quota, len(news) if all_or_nothing else 1)
     return [refused if item is None else _with_promotion(item, promoted) for item in inserted]
 

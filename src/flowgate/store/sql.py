@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flowgate import jsonvalue
-from flowgate.statuses import ACTIVE_RUN_STATUSES, IN_FLIGHT_STEP_STATUSES
+from flowgate.statuses import ACTIVE_RUN_STATUSES, IN_FLIGHT_STEP_STATUSES, EventStatus
 from flowgate.store import tables as t
 from flowgate.store.base import (
     TERMINAL_RUN_STATUSES,
@@ -1004,6 +1004,23 @@ class SqlStore(EventStoreMixin, abc.ABC):
         return await self.read(
             lambda conn: [(row[0], row[1], int(row[2])) for row in conn.execute(query)]
         )
+
+    async def queue_stats(self) -> tuple[dict[str, tuple[int, datetime | None]], int]:
+        """For ``/metrics``: ``{status: (count, oldest created_at)}`` of queued and pending runs,
+        and the number of waiting event triggers; indexed counts only, never a scan of all runs."""
+        r, e = t.runs.c, t.event_triggers.c
+        by_status = (
+            sa.select(r.status, sa.func.count(), sa.func.min(r.created_at))
+            .where(r.status.in_([RunStatus.QUEUED.value, RunStatus.PENDING.value]))
+            .group_by(r.status)
+        )
+        waiting = sa.select(sa.func.count()).where(e.status == EventStatus.WAITING.value)
+
+        def work(conn: Connection) -> tuple[dict[str, tuple[int, datetime | None]], int]:
+            runs = {str(row[0]): (int(row[1]), row[2]) for row in conn.execute(by_status)}
+            return runs, int(conn.execute(waiting).scalar_one())
+
+        return await self.read(work)
 
     async def queue_position(self, run: RunRow) -> tuple[int, int, int]:
         """(position among queued runs of its key, 1 = next; active runs of its key; active
