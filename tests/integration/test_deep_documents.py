@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from flowgate.settings import Settings
 from tests.conftest import ADMIN_KEY, ThreadedServer
+from tests.hostile import LiveServer
 from tests.integration.conftest import create_workflow, simple_workflow
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -184,12 +186,25 @@ def server_settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(max_body_bytes=2 * 1024 * 1024)
 
 
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """``flowgate serve`` in its own process, as users run it: /healthz is measured on a
+    server whose heap holds only this test's work, not a long test session's (whose garbage
+    collections would stall any thread of it)."""
+    server = LiveServer(database_url, tmp_path, FLOWGATE_MAX_BODY_BYTES=str(2 * 1024 * 1024))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @SQLITE_ONLY
-def test_create_workflow_heaviest_yaml_keeps_healthz_under_1s(server: ThreadedServer) -> None:
+def test_create_workflow_heaviest_yaml_keeps_healthz_under_1s(live_server: LiveServer) -> None:
     body = _heavy_yaml()
     with (
-        httpx.Client(base_url=server.url, headers={"x-api-key": ADMIN_KEY}) as http,
-        _polling_healthz(server.url) as poller,
+        httpx.Client(base_url=live_server.url, headers={"x-api-key": ADMIN_KEY}) as http,
+        _polling_healthz(live_server.url) as poller,
     ):
         response = http.post(
             "/api/v1/workflows",
