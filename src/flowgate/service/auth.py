@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from flowgate import errors, ids
 from flowgate.service.core import Services
 from flowgate.service.ratelimit import Category
-from flowgate.store.base import KeyRow
+from flowgate.store.base import KeyRow, ProjectRow
 
 SCOPES = (
     "workflows:execute",
@@ -100,13 +100,23 @@ async def authenticate(
         raise errors.Unauthorized("Invalid API key")
     key, project = found
     now = svc.clock.now()
+    check_usable(key, now)
+    if key["last_used_at"] is None or now - key["last_used_at"] > _TOUCH_EVERY:
+        key["last_used_at"] = now
+        await svc.store.touch_key(key["id"], now=now)
+    return await admit(svc, key, project, category)
+
+
+def check_usable(key: KeyRow, now: datetime) -> None:
+    """Raises Unauthorized for a revoked or expired key."""
     if key["revoked_at"] is not None:
         raise errors.Unauthorized("This API key has been revoked")
     if key["expires_at"] is not None and key["expires_at"] <= now:
         raise errors.Unauthorized("This API key has expired")
-    if key["last_used_at"] is None or now - key["last_used_at"] > _TOUCH_EVERY:
-        key["last_used_at"] = now
-        await svc.store.touch_key(key["id"], now=now)
+
+
+async def admit(svc: Services, key: KeyRow, project: ProjectRow, category: Category) -> Principal:
+    """A usable key's principal, counted against its ``category`` rate limit (RateLimited)."""
     if not key["is_bootstrap"]:
         await svc.rate_limiter.acquire(key["id"], category, key["rate_limit_per_minute"])
     return Principal(

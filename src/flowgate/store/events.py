@@ -65,6 +65,9 @@ class EventStoreMixin:
     def announce(self, conn: Connection, channel: str, payload: str = "") -> None:
         raise NotImplementedError
 
+    def upsert(self, table: sa.Table, keys: Sequence[str]) -> Any:
+        raise NotImplementedError
+
     # -- opening waits ------------------------------------------------------------------------
 
     def open_waits(self, conn: Connection, rows: Sequence[EventTriggerRow], now: datetime) -> None:
@@ -253,12 +256,8 @@ class EventStoreMixin:
     ) -> None:
         """Keep the event for the first wait on ``key`` before ``until``; a later buffered send
         of the same key replaces it."""
-        b = t.buffered_events.c
         conn.execute(
-            t.buffered_events.delete().where(b.project_id == project_id, b.event_key == key)
-        )
-        conn.execute(
-            t.buffered_events.insert().values(
+            self.upsert(t.buffered_events, ("project_id", "event_key")).values(
                 project_id=project_id,
                 event_key=key,
                 payload=payload,

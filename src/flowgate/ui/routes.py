@@ -8,7 +8,6 @@ CSRF token bound to the session. Errors under ``/ui/`` are HTML pages, not JSON 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -358,26 +357,15 @@ def _run_response(
 
 
 def _run_row(run: Any) -> dict[str, Any]:
+    """The API's run summary, plus what a row of the monitor shows besides."""
     duration = None
     if run["started_at"] is not None and run["completed_at"] is not None:
         duration = _ms(int((run["completed_at"] - run["started_at"]).total_seconds() * 1000))
     return {
-        "id": run["id"],
-        "workflowId": run["workflow_id"],
-        "workflowVersion": run["workflow_version"],
-        "status": run["status"],
-        "source": run["source"],
-        "parentRunId": run["parent_run_id"],
-        "createdAt": _when(run["created_at"]),
-        "startedAt": _when(run["started_at"]),
-        "completedAt": _when(run["completed_at"]),
+        **views.run_summary(run),
         "duration": duration,
         "url": f"/ui/runs/{quote(run['id'], safe='')}",
     }
-
-
-def _when(moment: datetime | None) -> str | None:
-    return views.iso(moment)
 
 
 def _ms(value: object) -> str | None:

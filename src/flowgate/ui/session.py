@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from flowgate import errors
+from flowgate.service import auth
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
 from flowgate.service.ratelimit import Category
@@ -129,23 +130,11 @@ async def principal_of(
     if found is None:
         return None
     key, project = found
-    now = svc.clock.now()
-    if key["revoked_at"] is not None:
+    try:
+        auth.check_usable(key, svc.clock.now())
+    except errors.Unauthorized:
         return None
-    if key["expires_at"] is not None and key["expires_at"] <= now:
-        return None
-    if not key["is_bootstrap"]:
-        await svc.rate_limiter.acquire(key["id"], category, key["rate_limit_per_minute"])
-    return Principal(
-        key_id=key["id"],
-        project_id=key["project_id"],
-        org_id=project["org_id"],
-        scopes=frozenset(key["scopes"]),
-        rate_limit_per_minute=key["rate_limit_per_minute"],
-        is_bootstrap=key["is_bootstrap"],
-        run_quota_per_day=project["run_quota_per_day"],
-        event_buffer_secs=project["event_buffer_secs"],
-    )
+    return await auth.admit(svc, key, project, category)
 
 
 def signed_out_error() -> errors.Unauthorized:
