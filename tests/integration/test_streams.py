@@ -133,6 +133,24 @@ async def test_event_stream_of_an_ended_trigger_sends_it_once_and_closes(
     assert canceled.json()["status"] == "canceled"
 
 
+async def test_event_stream_shows_a_timeout_woken_by_the_sweep_and_closes(
+    client: httpx.AsyncClient,
+) -> None:
+    """No send and no cancel: only the expiry sweep's signal can wake the stream (its safety
+    re-read is minutes away), so the timed-out frame proves the sweep announces what it ends."""
+    created = await client.post("/v1/events", json={"event_key": "job/s3", "timeout_secs": 1})
+    assert created.status_code == 201, created.text
+
+    async with _stream(client, "/v1/events/job/s3/stream") as stream:
+        frames = await stream.rest()
+
+    assert [(f.event, f.data["status"]) for f in frames] == [
+        ("status", "waiting"),
+        ("status", "timed_out"),
+    ]
+    assert frames[-1].data["error"] == "timed out"
+
+
 async def test_event_stream_of_an_unknown_key_is_404_in_straits_shape(
     client: httpx.AsyncClient,
 ) -> None:

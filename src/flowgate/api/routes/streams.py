@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -40,9 +39,6 @@ router = APIRouter(tags=["streams"])
 KEEPALIVE_SECS = 15.0
 #: Re-read this often even without a signal: a safety net, not the way changes are seen.
 SAFETY_REREAD_SECS = 300.0
-#: An event trigger past ``expires_at`` but still waiting is re-read this often until the
-#: sweep (or its run's worker) times it out; the SQLite sweep tells no one in particular.
-OVERDUE_REREAD_SECS = 0.5
 
 _TERMINAL_EVENT = frozenset(s.value for s in EventStatus) - {EventStatus.WAITING.value}
 
@@ -63,7 +59,6 @@ async def _watch(
     svc: Services,
     topics: list[str],
     read: Callable[[], Awaitable[tuple[str, JSONObject, bool]]],
-    reread_after: Callable[[], float] = lambda: SAFETY_REREAD_SECS,
 ) -> AsyncIterator[ServerSentEvent]:
     """Frames of ``read()`` (event name, data, final?): the current one, then one per change
     seen on waking, until a final one. The watch is taken before the first read, so no change
@@ -78,7 +73,7 @@ async def _watch(
                     last = data
                 if final:
                     return
-                await watch.wait(reread_after())
+                await watch.wait(SAFETY_REREAD_SECS)
         except errors.FlowgateError:
             return  # gone meanwhile (a deleted run, a revoked key): nothing more to show
         except Exception:
@@ -108,16 +103,8 @@ async def _event_frames(svc: Services, first: EventTriggerRow) -> AsyncIterator[
         current = rows[0] if rows else current
         return "status", event_out(current), current["status"] in _TERMINAL_EVENT
 
-    def reread_after() -> float:
-        left = _seconds_until(current["expires_at"], svc.clock.now())
-        return min(SAFETY_REREAD_SECS, max(left, OVERDUE_REREAD_SECS))
-
-    async for frame in _watch(svc, topics, read, reread_after):
+    async for frame in _watch(svc, topics, read):
         yield frame
-
-
-def _seconds_until(when: datetime, now: datetime) -> float:
-    return (when - now).total_seconds()
 
 
 @router.get("/api/v1/runs/{run_id}/stream", summary="Follow a run (SSE)")
