@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := .flowgate/dev.env
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench lint fmt clean postgres-server docs-tools docs-config
+.PHONY: setup run test bench lint fmt clean postgres-server docs-tools docs-config vendor-ui
 
 setup: $(STAMP)
 
@@ -63,6 +63,18 @@ fmt: setup
 
 docs-config: setup
 	$(BIN)/python -m flowgate.settings > docs/configuration.md
+
+# htmx for the monitor, from npm into the package (committed: the monitor never loads a CDN).
+HTMX_VERSION := 2.0.11
+HTMX_SSE_VERSION := 2.2.4
+vendor-ui:
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	  npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) >/dev/null && \
+	  tar xzf htmx.org-$(HTMX_VERSION).tgz package/dist/htmx.min.js && \
+	  cp package/dist/htmx.min.js $(CURDIR)/src/flowgate/ui/static/htmx.min.js && \
+	  tar xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz package/dist/sse.min.js && \
+	  cp package/dist/sse.min.js $(CURDIR)/src/flowgate/ui/static/htmx-ext-sse.min.js && \
+	  rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache flowgate.db flowgate.db-* bench/results.json
