@@ -266,6 +266,9 @@ class Run:
     error: JSONObject | None
     source: str | None
     parent_run_id: str | None
+    #: The run this one replays or reruns (a replay or rerun only).
+    replay_of: str | None = None
+    rerun_of: str | None = None
     created_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
@@ -293,6 +296,8 @@ class Run:
             error=_optional_object(obj, "error"),
             source=_optional_str(obj, "source"),
             parent_run_id=_optional_str(obj, "parentRunId"),
+            replay_of=_optional_str(obj, "replayOf"),
+            rerun_of=_optional_str(obj, "rerunOf"),
             created_at=_timestamp(obj, "createdAt"),
             started_at=_timestamp(obj, "startedAt"),
             completed_at=_timestamp(obj, "completedAt"),

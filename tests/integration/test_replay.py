@@ -42,6 +42,7 @@ async def test_replay_starts_new_run_with_same_input_and_version(
     replayed = await _wait(client, data["runId"])
     assert replayed["source"] == "replay"
     assert replayed["output"] == {"n": 4}
+    assert (replayed["replayOf"], replayed["rerunOf"]) == (first.json()["data"]["id"], None)
 
 
 async def test_rerun_reuses_completed_steps_and_starts_at_failed(
@@ -71,6 +72,8 @@ async def test_rerun_reuses_completed_steps_and_starts_at_failed(
     rerun = await _wait(client, response.json()["data"]["runId"])
     assert rerun["status"] == "completed"
     assert rerun["source"] == "rerun"
+    assert (rerun["rerunOf"], rerun["replayOf"]) == (failed["id"], None)
+    assert (failed["replayOf"], failed["rerunOf"]) == (None, None)
     assert rerun["steps"][0]["output"]["sum"] == 3
     assert [call for call in functions.CALLS if call[1] == "first"] == [(failed["id"], "first")]
 
@@ -120,5 +123,9 @@ async def test_bulk_replay_replays_matching_runs(client: httpx.AsyncClient) -> N
     data = response.json()["data"]
     assert data["matched"] == 2
     assert data["replayed"] == 2
-    outputs = sorted([(await _wait(client, run_id))["output"]["n"] for run_id in data["runIds"]])
-    assert outputs == [0, 1]
+    replays = [await _wait(client, run_id) for run_id in data["runIds"]]
+    assert sorted(run["output"]["n"] for run in replays) == [0, 1]
+    listed = (await client.get("/api/v1/runs", params={"source": "replay"})).json()["data"]
+    originals = {run["id"] for run in (await client.get("/api/v1/runs")).json()["data"]}
+    assert {run["replayOf"] for run in listed} <= originals - set(data["runIds"])
+    assert len({run["replayOf"] for run in listed}) == 2

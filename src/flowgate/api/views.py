@@ -50,6 +50,8 @@ def run_summary(run: RunRow) -> JSONObject:
         "error": run["error"],
         "source": run["source"],
         "parentRunId": run["parent_run_id"],
+        "replayOf": run["origin_run_id"] if run["source"] == "replay" else None,
+        "rerunOf": run["origin_run_id"] if run["source"] == "rerun" else None,
         "connectionId": run["connection_id"],
         "priority": run["priority"],
         "queuedReason": run["queued_reason"],

@@ -215,6 +215,8 @@ class RunRow(TypedDict):
     crash_count: int
     #: ``{stepId: {NAME: value}}``: env a single step sees over ``env``, or None.
     step_env: dict[str, dict[str, str]] | None
+    #: The run a replay or rerun copies (``source`` says which), or None.
+    origin_run_id: str | None
     wake_at: datetime | None
     created_at: datetime
     started_at: datetime | None

@@ -310,6 +310,8 @@ runs = sa.Table(
     #: Env for single steps over the run's ``env``: ``{stepId: {NAME: value}}`` (Shipyard's
     #: ``vessel_overrides``), or null.
     sa.Column("step_env", JSONType, nullable=True),
+    #: The run a replay or rerun copies (its ``source`` says which), or null.
+    sa.Column("origin_run_id", sa.String(64), nullable=True),
     sa.Column("wake_at", UTCMillis(), nullable=True),
     _created_at(),
     sa.Column("started_at", UTCMillis(), nullable=True),
