@@ -182,3 +182,21 @@ async def test_metrics_long_step_counts_lease_renewals(
     took = "flowgate_step_duration_seconds_sum"
     labels = {"step_type": "http", "status": "completed"}
     assert value(after, took, **labels) - value(before, took, **labels) >= 0.8
+
+
+async def test_metrics_count_a_run_canceled_through_the_api_as_finished(
+    client: httpx.AsyncClient,
+) -> None:
+    napping = f"wf_nap_{uuid.uuid4().hex[:8]}"
+    await create_workflow(
+        client,
+        steps_workflow(napping, {"id": "nap", "type": "sleep", "config": {"seconds": 300}}),
+    )
+    started = await client.post(f"/api/v1/workflows/{napping}/run", json={"input": {}})
+    run_id = started.json()["data"]["runId"]
+
+    canceled = await client.post(f"/api/v1/runs/{run_id}/cancel")
+    after = await scrape(client)
+
+    assert canceled.status_code == 200, canceled.text
+    assert value(after, "flowgate_runs_finished_total", workflow=napping, status="canceled") == 1

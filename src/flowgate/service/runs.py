@@ -519,6 +519,7 @@ async def _cancel(
     )
     for run in canceled:
         svc.notifier.run_finished(run.id)
+        metrics.RUNS_FINISHED.labels(run.workflow_id, RunStatus.CANCELED.value).inc()
     promoted: frozenset[str] = frozenset()
     for workflow_id, version in {(run.workflow_id, run.workflow_version) for run in canceled}:
         with contextlib.suppress(LookupError):
