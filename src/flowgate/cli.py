@@ -14,6 +14,7 @@ run did not complete; 2 a usage error (a bad option or value); 130 interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -495,7 +496,8 @@ def _parse_env(pairs: list[str]) -> dict[str, str] | None:
 
 
 def _follow(client: Client, run_id: str) -> JSONObject:
-    """Long-poll the run until it ends, showing its steps live on stderr."""
+    """Follow the run's stream until it ends, showing its steps live on stderr; long-poll if
+    the stream stops early (a proxy that cuts it, a server restarting)."""
     current = client.get_run(run_id).raw
     console = Console(stderr=True, highlight=False)
     live = Live(
@@ -506,6 +508,10 @@ def _follow(client: Client, run_id: str) -> JSONObject:
         redirect_stderr=False,
     )
     with live:
+        with contextlib.suppress(ApiError):
+            for run in client.follow_run(run_id):
+                current = run.raw
+                live.update(_steps_table(current), refresh=True)
         while current.get("status") not in TERMINAL_STATUSES:
             current = client.get_run(run_id, wait_secs=_POLL_SECS).raw
             live.update(_steps_table(current), refresh=True)

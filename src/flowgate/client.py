@@ -17,9 +17,10 @@ come back as :class:`EventTrigger`, and its error body ``{"error": {"code", "mes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -731,6 +732,42 @@ def _error_of(response: httpx.Response, envelope: JSONObject) -> ApiError:
     return exc
 
 
+class _EventStreamReader:
+    """Sans-I/O reader of a ``text/event-stream``: fed one line at a time, it hands back each
+    complete ``(event, data)`` frame (comments such as keep-alive pings are dropped)."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if not line:
+            frame = (self._event, "\n".join(self._data)) if self._data else None
+            self._event, self._data = "message", []
+            return frame
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
+def _stream_request(run_id: str) -> _Request:
+    return _get(f"/api/v1/runs/{_segment(run_id)}/stream", headers={"accept": "text/event-stream"})
+
+
+def _stream_error(response: httpx.Response) -> ApiError:
+    """A refused stream (an unknown run, a missing scope) raises like any other call."""
+    return _error_of(response, _decode(response))
+
+
+def _streamed_run(frame: tuple[str, str]) -> Run | None:
+    event, data = frame
+    return Run.from_json(json.loads(data)) if event == "run" else None
+
+
 def _unreachable(url: str, exc: httpx.TransportError) -> ApiError:
     return ApiError(
         f"cannot reach flowgate at {url}: {exc or type(exc).__name__}", code="CONNECTION_ERROR"
@@ -1152,6 +1189,27 @@ class Client(_Base):
         """Long-poll until the run ends or ``timeout`` seconds pass (check ``Run.ended``)."""
         return self._drive(self._calls.wait_for_run(run_id, timeout=timeout))
 
+    def follow_run(self, run_id: str) -> Iterator[Run]:
+        """The run each time its status or a step changes (``GET …/stream``), until it ends;
+        the stream may also stop early (a server restarting), so check ``Run.ended``."""
+        request = _stream_request(run_id)
+        timeout = httpx.Timeout(self.timeout, read=None)
+        try:
+            with self._http.stream(
+                "GET", request.path, headers=request.headers, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _stream_error(response)
+                reader = _EventStreamReader()
+                for line in response.iter_lines():
+                    frame = reader.feed(line)
+                    run = None if frame is None else _streamed_run(frame)
+                    if run is not None:
+                        yield run
+        except httpx.TransportError as exc:
+            raise _unreachable(self.url, exc) from exc
+
     def list_runs(self, **filters: str | int | None) -> JSONObject:
         """One page: ``{data, hasMore, nextCursor}``; filters as the API names them
         (``workflowId``, ``status``, ``source``, ``createdAfter``, ``limit``, ``cursor``)."""
@@ -1404,6 +1462,27 @@ class AsyncClient(_Base):
     async def wait_for_run(self, run_id: str, *, timeout: float) -> Run:  # noqa: ASYNC109
         """Long-poll until the run ends or ``timeout`` seconds pass (check ``Run.ended``)."""
         return await self._drive(self._calls.wait_for_run(run_id, timeout=timeout))
+
+    async def follow_run(self, run_id: str) -> AsyncIterator[Run]:
+        """The run each time its status or a step changes (``GET …/stream``), until it ends;
+        the stream may also stop early (a server restarting), so check ``Run.ended``."""
+        request = _stream_request(run_id)
+        timeout = httpx.Timeout(self.timeout, read=None)
+        try:
+            async with self._http.stream(
+                "GET", request.path, headers=request.headers, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise _stream_error(response)
+                reader = _EventStreamReader()
+                async for line in response.aiter_lines():
+                    frame = reader.feed(line)
+                    run = None if frame is None else _streamed_run(frame)
+                    if run is not None:
+                        yield run
+        except httpx.TransportError as exc:
+            raise _unreachable(self.url, exc) from exc
 
     async def list_runs(self, **filters: str | int | None) -> JSONObject:
         """One page: ``{data, hasMore, nextCursor}``; filters as the API names them

@@ -11,6 +11,7 @@ import pytest
 
 from flowgate.client import (
     AsyncClient,
+    Client,
     Conflict,
     Forbidden,
     IdempotencyKeyReused,
@@ -113,6 +114,36 @@ async def test_async_wait_for_run_timeout_passes_returns_unfinished_run(
 
     assert not run.ended
     assert (await sdk.cancel_run(started.run_id)).status == "canceled"
+
+
+async def test_async_follow_run_yields_each_change_until_the_run_ends(
+    sdk: AsyncClient, client: httpx.AsyncClient
+) -> None:
+    await create_workflow(client, napping_workflow("wf_followed", 0.5))
+    started = await sdk.run("wf_followed", {})
+
+    seen = [run async for run in sdk.follow_run(started.run_id)]
+
+    assert seen, "the stream sent no run"
+    assert all(isinstance(run, Run) and run.id == started.run_id for run in seen)
+    assert (seen[-1].status, seen[-1].output) == ("completed", {"woke": True})
+    assert not any(run.ended for run in seen[:-1])
+
+
+async def test_async_follow_run_of_unknown_run_raises_not_found(sdk: AsyncClient) -> None:
+    with pytest.raises(NotFound, match="Run not found"):
+        async for _run in sdk.follow_run("run_does_not_exist"):
+            pass
+
+
+def test_sync_follow_run_ends_with_the_finished_run(server: ThreadedServer) -> None:
+    with Client(server.url, ADMIN_KEY) as sync:
+        sync.create_workflow(napping_workflow("wf_followed_sync", 0.2))
+        started = sync.run("wf_followed_sync", {})
+
+        last = list(sync.follow_run(started.run_id))[-1]
+
+    assert (last.status, last.output) == ("completed", {"woke": True})
 
 
 async def test_async_run_same_idempotency_key_returns_same_run_replayed(
