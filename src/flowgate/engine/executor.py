@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from flowgate import clock, errors, ids, jsonvalue
+from flowgate import clock, errors, ids, jsonvalue, logs
 from flowgate.clock import Clock
 from flowgate.engine import metrics
 from flowgate.engine.catalog import WorkflowCatalog
@@ -196,6 +196,10 @@ class RunExecutor:
         claimed again, and ends ``RUN_CRASHED`` after ``MAX_CRASHES``. A store outage is not a
         crash: the lease lapses and the run is taken over once the store is back.
         """
+        with logs.bind_run(run["id"], run["workflow_id"]):
+            await self._execute_logged(run)
+
+    async def _execute_logged(self, run: RunRow) -> None:
         lease = Lease(run_id=run["id"], owner=str(run["lease_owner"]), epoch=run["lease_epoch"])
         redact = Redactor(_env_values(run))
         heartbeat = asyncio.create_task(self._heartbeat(lease), name=f"lease:{run['id']}")
