@@ -97,6 +97,13 @@ async def test_not_signed_in_redirects_to_login_with_next(browser: httpx.AsyncCl
     assert (await browser.get("/ui")).headers["location"].startswith("/ui/login?next=")
 
 
+async def test_the_server_root_leads_a_browser_to_the_monitor(browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/")
+
+    assert response.status_code == 307
+    assert response.headers["location"] == "/ui"
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/ui", "/api/v1/runs"])
 async def test_login_ignores_next_outside_the_monitor(
     browser: httpx.AsyncClient, target: str

@@ -1,4 +1,4 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""The front door (`/` leads to the monitor), liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import time
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from flowgate.api.deps import ServicesDep
 from flowgate.api.responses import JSONResponse
@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 #: round of indexed counts per interval.
 _GAUGE_CACHE_SECS = 2.0
 _PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get("/", include_in_schema=False)
+async def front_door() -> Response:
+    """A browser pointed at the server lands in the runs monitor (its sign-in when signed out)."""
+    return RedirectResponse("/ui", status_code=307)
 
 
 @router.get("/healthz", summary="The process is up")
