@@ -95,7 +95,8 @@ async def test_execution_that_keeps_crashing_ends_run_crashed(svc: Services) -> 
         workflow_version=7, status="pending", input={}, env={}, output=None, error=None,
         source="api", parent_run_id=None, connection_id=None, priority=0,
         concurrency_key=None, queued_reason=None, lease_owner=None, lease_expires_at=None,
-        lease_epoch=0, crash_count=0, step_env=None, origin_run_id=None, wake_at=None, created_at=now, started_at=None,
+        lease_epoch=0, crash_count=0, step_env=None, origin_run_id=None, wake_at=None,
+        created_at=now, started_at=None,
         completed_at=None,
     )  # fmt: skip
     await svc.store.insert_runs([NewRun(row=corrupt)])

@@ -38,7 +38,8 @@ def _run() -> RunRow:
         status="pending", input={}, env={}, output=None, error=None, source="api",
         parent_run_id=None, connection_id=None, priority=0, concurrency_key=None,
         queued_reason=None, lease_owner=None, lease_expires_at=None, lease_epoch=0,
-        crash_count=0, step_env=None, origin_run_id=None, wake_at=None, created_at=now, started_at=None,
+        crash_count=0, step_env=None, origin_run_id=None, wake_at=None, created_at=now,
+        started_at=None,
         completed_at=None,
     )  # fmt: skip
 

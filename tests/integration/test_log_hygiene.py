@@ -123,7 +123,8 @@ async def test_logs_at_debug_never_carry_keys_hook_secrets_credentials_or_env_va
     assert {getattr(r, "workflow_id", None) for r in finished} >= {"wf_call", "wf_env"}
     assert all(str(getattr(r, "run_id", "")).startswith("run_") for r in finished)
     rendered = [line for line in captured.lines if '"run.finished"' in line]
-    assert rendered and all('"workflow_id"' in line for line in rendered), rendered[:1]
+    assert rendered
+    assert all('"workflow_id"' in line for line in rendered), rendered[:1]
     texts = captured.texts()
     for name, secret in secrets.items():
         leaking = [text for text in texts if secret in text]
