@@ -317,6 +317,7 @@ runs = sa.Table(
     sa.Column("started_at", UTCMillis(), nullable=True),
     sa.Column("completed_at", UTCMillis(), nullable=True),
     sa.Index("ix_runs_project_created", "project_id", "created_at", "id"),
+    sa.Index("ix_runs_project_status_created", "project_id", "status", "created_at"),
     sa.Index("ix_runs_workflow_created", "workflow_id", "created_at"),
     sa.Index("ix_runs_claim", "status", "priority", "created_at"),
     sa.Index("ix_runs_parent", "parent_run_id"),

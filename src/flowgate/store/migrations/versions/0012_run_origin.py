@@ -1,4 +1,4 @@
-"""replays and reruns name the run they copy
+"""replays and reruns name the run they copy; runs indexed by project and status
 
 Revision ID: 0012
 Revises: 0011
@@ -18,8 +18,13 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("origin_run_id", sa.String(64), nullable=True))
+    # The monitor's counts per status and its status-filtered lists.
+    op.create_index(
+        "ix_runs_project_status_created", "runs", ["project_id", "status", "created_at"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_project_status_created", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("origin_run_id")
