@@ -114,13 +114,13 @@ async def test_login_ignores_next_outside_the_monitor(
     assert response.headers["location"] == "/ui/runs"
 
 
-async def test_ui_redirects_to_runs_when_signed_in(browser: httpx.AsyncClient) -> None:
+async def test_ui_redirects_to_the_overview_when_signed_in(browser: httpx.AsyncClient) -> None:
     await sign_in(browser)
 
     response = await browser.get("/ui")
 
     assert response.status_code == 303
-    assert response.headers["location"] == "/ui/runs"
+    assert response.headers["location"] == "/ui/overview"
 
 
 async def test_tampered_cookie_redirects_to_login(browser: httpx.AsyncClient) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flowgate import errors, ids
 from flowgate.engine import metrics
@@ -25,6 +26,7 @@ from flowgate.store.base import (
     RunFilter,
     RunQuota,
     RunRow,
+    RunStats,
     RunStatus,
     ScheduleFire,
     StepRunRow,
@@ -622,11 +624,8 @@ async def cancel_runs(
 ) -> BulkResult:
     """Cancel every unfinished run matching ``where`` (at most BULK_LIMIT per call)."""
     principal.require("runs:write")
-    unfinished = RunFilter(
-        workflow_id=where.workflow_id,
-        statuses=[s for s in (where.statuses or _UNFINISHED) if s in _UNFINISHED],
-        source=where.source,
-        created_after=where.created_after,
+    unfinished = dataclasses.replace(
+        where, statuses=[s for s in (where.statuses or _UNFINISHED) if s in _UNFINISHED]
     )
     if not unfinished.statuses:
         return BulkResult(matched=0, run_ids=[], dry_run=dry_run)
@@ -676,3 +675,51 @@ async def latest_run_of_workflow(
         principal.project_id, RunFilter(workflow_id=workflow["id"]), Page(limit=1)
     )
     return newest[0] if newest else None
+
+
+async def find_run(svc: Services, principal: Principal, run_id: str) -> RunRow | None:
+    """The project's run with this id, or None. Raises Forbidden (no ``runs:read``)."""
+    principal.require("runs:read")
+    return await svc.store.get_run(principal.project_id, run_id)
+
+
+async def count_runs_by_status(
+    svc: Services, principal: Principal, where: RunFilter
+) -> dict[str, int]:
+    """How many runs match ``where``, per status (one query). Raises Forbidden."""
+    principal.require("runs:read")
+    return await svc.store.count_runs_by_status(principal.project_id, where)
+
+
+async def child_runs(
+    svc: Services, principal: Principal, run_id: str, *, limit: int
+) -> list[RunRow]:
+    """The runs this run started (newest first, at most ``limit``). Raises Forbidden."""
+    principal.require("runs:read")
+    return await svc.store.list_child_runs(principal.project_id, run_id, limit=limit)
+
+
+async def step_attempts(svc: Services, principal: Principal, run: RunRow) -> list[StepRunRow]:
+    """Every attempt of every step of ``run`` (one the caller has read), in step order, then
+    attempt order: retries and attempts lost with their worker included. Raises Forbidden."""
+    principal.require("runs:read")
+    if run["project_id"] != principal.project_id:
+        raise errors.NotFound("Run not found")
+    return await svc.store.list_step_runs(run["id"])
+
+
+async def unfinished_run_ids(svc: Services, principal: Principal, *, limit: int) -> list[str]:
+    """Ids of the project's runs that have not ended, newest first. Raises Forbidden."""
+    principal.require("runs:read")
+    return await svc.store.unfinished_run_ids(principal.project_id, limit=limit)
+
+
+async def run_stats(
+    svc: Services, principal: Principal, *, since: datetime, width: timedelta, buckets: int
+) -> list[RunStats]:
+    """The project's runs per time bucket and workflow (the monitor's overview). Raises
+    Forbidden without ``runs:read``."""
+    principal.require("runs:read")
+    return await svc.store.run_stats(
+        principal.project_id, since=since, width=width, buckets=buckets
+    )

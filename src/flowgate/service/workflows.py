@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flowgate import errors, ids
@@ -13,6 +14,7 @@ from flowgate.service.core import Services
 from flowgate.store.base import (
     Duplicate,
     Page,
+    RunRow,
     TriggerRow,
     WorkflowRow,
     WorkflowStatus,
@@ -232,3 +234,13 @@ async def apply_workflow(
     if activate and row["status"] != WorkflowStatus.ACTIVE:
         row = await set_workflow_status(svc, principal, row["id"], WorkflowStatus.ACTIVE)
     return row
+
+
+async def latest_runs(
+    svc: Services, principal: Principal, workflow_ids: Sequence[str]
+) -> dict[str, RunRow]:
+    """The newest run of each workflow, by workflow id, in one query (none for a workflow that
+    has never run). Raises Forbidden without ``runs:read``."""
+    principal.require("runs:read")
+    rows = await svc.store.latest_runs(principal.project_id, workflow_ids)
+    return {row["workflow_id"]: row for row in rows}

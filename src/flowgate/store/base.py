@@ -6,9 +6,10 @@ Methods are domain verbs, one transaction each. Hot paths are batch-shaped (``in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypedDict
 
 from sqlalchemy.engine import Connection
@@ -223,6 +224,22 @@ class RunRow(TypedDict):
     completed_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStats:
+    """One workflow's runs created in one bucket ``[start, start + width)``: how many, how many
+    ended, failed and completed, and the summed ``completed_at - started_at`` of the completed
+    ones that have both (``timed`` of them)."""
+
+    start: datetime
+    workflow_id: str
+    runs: int
+    ended: int
+    failed: int
+    completed: int
+    timed: int
+    duration_ms: int
+
+
 class StepRunRow(TypedDict):
     id: str
     run_id: str
@@ -295,11 +312,37 @@ class CanceledRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InputEquals:
+    """Runs whose input holds ``value`` (a JSON string, number or boolean; numbers compare as
+    numbers) at ``path`` (object keys from the top), or the JSON string ``also_text`` there:
+    the monitor's ``input.n = 42`` finds both ``42`` and ``"42"``."""
+
+    path: tuple[str, ...]
+    value: str | int | float | bool
+    also_text: str | None = None
+
+    def __post_init__(self) -> None:
+        """The path goes into SQLite's JSON path syntax: only plain keys, never quotes."""
+        if not 1 <= len(self.path) <= INPUT_PATH_MAX_DEPTH or not all(
+            INPUT_KEY.fullmatch(key) for key in self.path
+        ):
+            raise ValueError(f"not an input path: {self.path!r}")
+
+
+#: One key of an input path (``InputEquals``): letters, digits, ``_`` and ``-``.
+INPUT_KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
+INPUT_PATH_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFilter:
     workflow_id: str | None = None
     statuses: Sequence[str] = ()
     source: str | None = None
     created_after: datetime | None = None
+    #: Only runs created strictly before this instant.
+    created_before: datetime | None = None
+    input_equals: InputEquals | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -477,6 +520,16 @@ class Store(Protocol):
     ) -> InsertedRun | None: ...
     async def get_run(self, project_id: str | None, run_id: str) -> RunRow | None: ...
     async def list_runs(self, project_id: str, where: RunFilter, page: Page) -> list[RunRow]: ...
+    async def run_stats(
+        self, project_id: str, *, since: datetime, width: timedelta, buckets: int
+    ) -> list[RunStats]:
+        """Per bucket of ``width`` from ``since`` and per workflow, the runs created in it."""
+        ...
+
+    async def latest_runs(self, project_id: str, workflow_ids: Sequence[str]) -> list[RunRow]:
+        """The newest run of each of ``workflow_ids`` that has run (one indexed probe each)."""
+        ...
+
     async def list_step_runs(self, run_id: str) -> list[StepRunRow]: ...
     async def cancel_runs(
         self,
@@ -489,6 +542,19 @@ class Store(Protocol):
         now: datetime,
     ) -> list[CanceledRun]: ...
     async def count_runs(self, project_id: str, where: RunFilter) -> int: ...
+    async def count_runs_by_status(self, project_id: str, where: RunFilter) -> dict[str, int]:
+        """How many runs match ``where`` per status (statuses with none are absent)."""
+        ...
+
+    async def list_child_runs(
+        self, project_id: str, parent_run_id: str, *, limit: int
+    ) -> list[RunRow]:
+        """The runs ``parent_run_id`` started, newest first."""
+        ...
+
+    async def unfinished_run_ids(self, project_id: str, *, limit: int) -> list[str]:
+        """Ids of the project's runs that have not ended, newest first (live views watch them)."""
+        ...
 
     async def claim_runs(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime

@@ -9,15 +9,23 @@ statement.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 
 from flowgate import jsonvalue
-from flowgate.statuses import ACTIVE_RUN_STATUSES, IN_FLIGHT_STEP_STATUSES, EventStatus
+from flowgate.statuses import (
+    ACTIVE_RUN_STATUSES,
+    IN_FLIGHT_STEP_STATUSES,
+    UNFINISHED_RUN_STATUSES,
+    EventStatus,
+)
 from flowgate.store import tables as t
 from flowgate.store.base import (
     TERMINAL_RUN_STATUSES,
@@ -25,6 +33,7 @@ from flowgate.store.base import (
     ConnectionRow,
     DeliveryRow,
     FileRow,
+    InputEquals,
     InsertedRun,
     KeyRow,
     Lease,
@@ -43,6 +52,7 @@ from flowgate.store.base import (
     WorkflowVersionRow,
 )
 from flowgate.store.events import WORK_CHANNEL, EventStoreMixin
+from flowgate.store.insights import InsightStoreMixin
 from flowgate.types import JSONObject
 
 T = TypeVar("T")
@@ -53,6 +63,7 @@ RUN_CHANGED_CHANNEL = "flowgate_run_changed"
 _RELEASING = TERMINAL_VALUES | {RunStatus.WAITING.value}
 ACTIVE_VALUES = tuple(sorted(s.value for s in ACTIVE_RUN_STATUSES))
 IN_FLIGHT_STEP_VALUES = tuple(sorted(s.value for s in IN_FLIGHT_STEP_STATUSES))
+UNFINISHED_VALUES = tuple(sorted(s.value for s in UNFINISHED_RUN_STATUSES))
 #: Ids per ``IN (…)``: well under SQLite's and asyncpg's limits on bound parameters.
 _CHUNK = 5_000
 
@@ -137,6 +148,71 @@ def _chunks(items: list[str]) -> list[list[str]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
+class _InputEquals(sa.sql.expression.ColumnElement[bool]):
+    """``runs.input`` holds a value at a path (``RunFilter.input_equals``); the JSON functions
+    differ per dialect, so it is compiled below for each. The path and value are bound
+    parameters, the path's keys checked by ``InputEquals`` itself."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, match: InputEquals) -> None:
+        self.wanted = match
+
+
+#: Text JSON writes as it is (no escapes): no quote, backslash or control character.
+_PLAIN_TEXT = re.compile(r'[^"\\\x00-\x1f\x7f]*')
+
+
+@compiles(_InputEquals, "sqlite")
+def _input_equals_sqlite(element: _InputEquals, compiler: Any, **kw: Any) -> str:
+    match, column = element.wanted, t.runs.c.input
+    path: sa.BindParameter[str] = sa.bindparam(
+        "input_path", "$" + "".join(f'."{key}"' for key in match.path)
+    )
+    kind = sa.func.json_type(column, path)
+    found = sa.func.json_extract(column, path)
+    value = match.value
+    # The value test first: most rows fail it, and SQLite then skips parsing for the type.
+    if isinstance(value, bool):
+        typed = sa.and_(found == int(value), kind == ("true" if value else "false"))
+    elif isinstance(value, int | float):
+        typed = sa.and_(found == value, kind.in_(["integer", "real"]))
+    elif _PLAIN_TEXT.fullmatch(value):
+        # The stored JSON holds such a string verbatim: a substring test skips most rows
+        # before SQLite parses any JSON (a list filtered this way scans the project's runs).
+        quoted: sa.BindParameter[str] = sa.bindparam("input_quoted", f'"{value}"', unique=True)
+        typed = sa.and_(sa.func.instr(column, quoted) > 0, found == value, kind == "text")
+    else:
+        typed = sa.and_(found == value, kind == "text")
+    if match.also_text is not None:
+        typed = sa.or_(typed, sa.and_(found == match.also_text, kind == "text"))
+    return str(compiler.process(typed, **kw))
+
+
+@compiles(_InputEquals, "postgresql")
+def _input_equals_postgresql(element: _InputEquals, compiler: Any, **kw: Any) -> str:
+    match, column = element.wanted, t.runs.c.input
+    path = sa.bindparam(
+        "input_path", list(match.path), type_=postgresql.ARRAY(sa.Text), unique=True
+    )
+    node = column.op("#>", return_type=postgresql.JSONB)(path)
+    text = column.op("#>>", return_type=sa.Text)(path)
+    value = match.value
+    if isinstance(value, str):
+        typed = sa.and_(sa.func.jsonb_typeof(node) == "string", text == value)
+    else:  # jsonb equality: numbers compare as numbers (1 = 1.0)
+        literal = sa.bindparam(
+            "input_value", jsonvalue.dumps_str(value), type_=sa.Text, unique=True
+        )
+        typed = node == sa.cast(literal, postgresql.JSONB)
+    if match.also_text is not None:
+        typed = sa.or_(
+            typed, sa.and_(sa.func.jsonb_typeof(node) == "string", text == match.also_text)
+        )
+    return str(compiler.process(typed, **kw))
+
+
 def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]:
     r = t.runs.c
     clauses = [r.project_id == project_id]
@@ -148,6 +224,10 @@ def _matching(project_id: str, where: RunFilter) -> list[sa.ColumnElement[bool]]
         clauses.append(r.source == where.source)
     if where.created_after is not None:
         clauses.append(r.created_at > where.created_after)
+    if where.created_before is not None:
+        clauses.append(r.created_at < where.created_before)
+    if where.input_equals is not None:
+        clauses.append(_InputEquals(where.input_equals))
     return clauses
 
 
@@ -175,7 +255,7 @@ def _after(table: sa.Table, page: Page) -> sa.ColumnElement[bool] | None:
     return sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < last_id))
 
 
-class SqlStore(EventStoreMixin, abc.ABC):
+class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
     """One transaction per method. Subclasses run transactions and name their dialect; the
     hooks that only PostgreSQL needs (``announce``, ``listen``, ``serialize``) are
     deliberate no-ops here, since one SQLite process has nobody to tell and writes serially."""
@@ -854,6 +934,38 @@ class SqlStore(EventStoreMixin, abc.ABC):
         query = sa.select(sa.func.count()).select_from(t.runs).where(*_matching(project_id, where))
         return int(await self.read(lambda conn: conn.execute(query).scalar_one()))
 
+    async def count_runs_by_status(self, project_id: str, where: RunFilter) -> dict[str, int]:
+        r = t.runs.c
+        query = (
+            sa.select(r.status, sa.func.count())
+            .where(*_matching(project_id, where))
+            .group_by(r.status)
+        )
+        rows = await self.read(lambda conn: conn.execute(query).all())
+        return {str(status): int(count) for status, count in rows}
+
+    async def list_child_runs(
+        self, project_id: str, parent_run_id: str, *, limit: int
+    ) -> list[RunRow]:
+        r = t.runs.c
+        query = (
+            t.runs.select()
+            .where(r.parent_run_id == parent_run_id, r.project_id == project_id)
+            .order_by(r.created_at.desc(), r.id.desc())
+            .limit(limit)
+        )
+        return cast(list[RunRow], await self._all(query))
+
+    async def unfinished_run_ids(self, project_id: str, *, limit: int) -> list[str]:
+        r = t.runs.c
+        query = (
+            sa.select(r.id)
+            .where(r.project_id == project_id, r.status.in_(UNFINISHED_VALUES))
+            .order_by(r.created_at.desc())
+            .limit(limit)
+        )
+        return list(await self.read(lambda conn: conn.execute(query).scalars().all()))
+
     async def cancel_runs(
         self,
         project_id: str,
@@ -1198,3 +1310,24 @@ class SqlStore(EventStoreMixin, abc.ABC):
     async def renew_lease(self, lease: Lease, *, lease_until: datetime) -> bool:
         update = t.runs.update().where(self._guard(lease)).values(lease_expires_at=lease_until)
         return await self.write(lambda conn: conn.execute(update).rowcount == 1)
+
+    async def latest_runs(self, project_id: str, workflow_ids: Sequence[str]) -> list[RunRow]:
+        """The newest run of each of these workflows (none for a workflow without runs), in
+        one statement: per workflow, a correlated subquery walks ``ix_runs_workflow_created``
+        backwards and stops at its first row, however many runs there are. Runs created in
+        the same millisecond tie: one of them is taken."""
+        if not workflow_ids:
+            return []
+        w = t.workflows.c
+        newest = t.runs.alias("newest")
+        newest_id = (
+            sa.select(newest.c.id)
+            .where(newest.c.workflow_id == w.id, newest.c.project_id == project_id)
+            .order_by(newest.c.created_at.desc())
+            .limit(1)
+            .correlate(t.workflows)
+            .scalar_subquery()
+        )
+        ids = sa.select(newest_id).where(w.project_id == project_id, w.id.in_(list(workflow_ids)))
+        query = t.runs.select().where(t.runs.c.id.in_(ids))
+        return cast(list[RunRow], await self._all(query))

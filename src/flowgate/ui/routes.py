@@ -48,7 +48,7 @@ def mount(app: Any) -> None:
 async def home(request: Request) -> Response:
     if await current_viewer(request) is None:
         return to_login(request)
-    return RedirectResponse("/ui/runs", status_code=303)
+    return RedirectResponse("/ui/overview", status_code=303)
 
 
 @router.get("/login")
