@@ -72,8 +72,21 @@ def serve(
     """Run the API and the workers in one process."""
     from flowgate.server import serve as run_server
 
-    settings = _settings(host=host, port=port, workers=workers)
+    settings = _settings(
+        host=host, port=port, workers=workers, http_allow_hosts=_allow_standins(examples)
+    )
     _start(run_server(settings, examples=examples, show_key=show_key))
+
+
+def _allow_standins(examples: Path | None) -> str | None:
+    """Under ``--examples``: ``FLOWGATE_HTTP_ALLOW_HOSTS`` plus the Stripe stand-in's exact
+    ``host:port``, the one loopback address the examples call (every other stays refused)."""
+    if examples is None:
+        return None
+    from flowgate.service.standins import STRIPE_ORIGIN
+
+    given = os.environ.get("FLOWGATE_HTTP_ALLOW_HOSTS", "").strip()
+    return f"{given},{STRIPE_ORIGIN}" if given else STRIPE_ORIGIN
 
 
 @app.command()

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     http_allow_private: bool = Field(
         False, description="Let http steps call private, loopback and link-local addresses."
     )
+    http_allow_hosts: str = Field(
+        "",
+        description="Comma-separated `host:port` pairs that outbound calls may reach although "
+        "they are private or loopback: exactly that host and port, nothing else "
+        "(`flowgate serve --examples` adds its Stripe stand-in's).",
+    )
     http_timeout_secs: float = Field(
         30,
         gt=0,
@@ -142,6 +148,15 @@ class Settings(BaseSettings):
             raise ValueError("is empty; set a long random value, or unset it to use a key file")
         return value
 
+    @field_validator("http_allow_hosts")
+    @classmethod
+    def _host_port_pairs(cls, value: str) -> str:
+        for pair in filter(None, (part.strip() for part in value.split(","))):
+            host, _, port = pair.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{pair!r} is not host:port (comma-separate several)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -150,6 +165,17 @@ class Settings(BaseSettings):
         if value.startswith("sqlite") and ":memory:" in value:
             raise ValueError("an in-memory SQLite database is not durable; give a file path")
         return value
+
+    @property
+    def http_allowed_destinations(self) -> frozenset[tuple[str, int]]:
+        """``FLOWGATE_HTTP_ALLOW_HOSTS`` as ``(host, port)`` pairs, hosts lower-cased and IPv6
+        literals without their brackets (as the outbound client names them)."""
+        pairs = filter(None, (part.strip() for part in self.http_allow_hosts.split(",")))
+        found = set()
+        for pair in pairs:
+            host, _, port = pair.rpartition(":")
+            found.add((host.strip("[]").lower(), int(port)))
+        return frozenset(found)
 
     @property
     def is_sqlite(self) -> bool:

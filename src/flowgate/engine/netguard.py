@@ -3,8 +3,9 @@
 Every outbound TCP connection goes through :class:`GuardedBackend`, the httpcore network backend
 of the one outbound client (:func:`guarded_transport`): it resolves the host once, refuses the
 connection if any resolved address is private, loopback, link-local, carrier-grade NAT, metadata
-or otherwise reserved (unless the operator allows it, ``FLOWGATE_HTTP_ALLOW_PRIVATE=1``), and
-connects to the address it checked. No second DNS lookup happens, so DNS rebinding cannot reach
+or otherwise reserved (unless the operator allows it: ``FLOWGATE_HTTP_ALLOW_PRIVATE=1`` for every
+address, ``FLOWGATE_HTTP_ALLOW_HOSTS`` for exact ``host:port`` pairs), and connects to the address
+it checked. No second DNS lookup happens, so DNS rebinding cannot reach
 a refused address, and redirects are checked in the same place as first requests. The hostname
 still serves for ``Host``, SNI and certificate verification (httpcore uses the URL's host for
 those, never the address). Numeric disguises (``2130706433``, ``0x7f.1``, ``[::ffff:127.0.0.1]``,
@@ -92,16 +93,19 @@ async def resolve_checked(
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Connects only to checked addresses: resolve, check all, connect to the first that
-    answers, by address (pinned for the life of the connection)."""
+    answers, by address (pinned for the life of the connection). ``allowed`` ``(host, port)``
+    pairs skip the check: that host as the URL names it, on that port only."""
 
     def __init__(
         self,
         *,
         allow_private: bool,
+        allowed: frozenset[tuple[str, int]] = frozenset(),
         resolve: Resolver = system_resolve,
         inner: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self._allow_private = allow_private
+        self._allowed = allowed
         self._resolve = resolve
         self._inner = inner or httpcore.AnyIOBackend()
 
@@ -113,9 +117,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await resolve_checked(
-            host, port, allow_private=self._allow_private, resolve=self._resolve
-        )
+        allow = self._allow_private or (host.lower(), port) in self._allowed
+        addresses = await resolve_checked(host, port, allow_private=allow, resolve=self._resolve)
         error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:
             try:
@@ -146,6 +149,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 def guarded_transport(
     *,
     allow_private: bool,
+    allowed: frozenset[tuple[str, int]] = frozenset(),
     resolve: Resolver = system_resolve,
     inner: httpcore.AsyncNetworkBackend | None = None,
 ) -> httpx.AsyncHTTPTransport:
@@ -158,6 +162,8 @@ def guarded_transport(
         max_connections=100,
         max_keepalive_connections=20,
         keepalive_expiry=5.0,
-        network_backend=GuardedBackend(allow_private=allow_private, resolve=resolve, inner=inner),
+        network_backend=GuardedBackend(
+            allow_private=allow_private, allowed=allowed, resolve=resolve, inner=inner
+        ),
     )
     return transport

@@ -96,7 +96,10 @@ def build_services(
     catalog = WorkflowCatalog(store)
     http = HttpContext(
         client=httpx.AsyncClient(
-            transport=guarded_transport(allow_private=settings.http_allow_private),
+            transport=guarded_transport(
+                allow_private=settings.http_allow_private,
+                allowed=settings.http_allowed_destinations,
+            ),
             timeout=settings.http_timeout_secs,
             follow_redirects=False,
             trust_env=False,

@@ -55,7 +55,10 @@ class CreateInvoice:
     async def run(self, config: JSONObject, ctx: StepContext) -> JSON:
         connection = await connection_for(ctx, "stripe")
         if connection is None:
-            raise StepFailure("stripe.createInvoice needs a stripe connection (connectionId)")
+            raise StepFailure(
+                "stripe.createInvoice needs a stripe connection: the step's or the run's "
+                "connectionId, or the project's conn_default_stripe"
+            )
         secret = connection.credentials.get("secretKey")
         if not isinstance(secret, str) or not secret:
             raise StepFailure(f"Connection {connection.id!r} has no credentials.secretKey")

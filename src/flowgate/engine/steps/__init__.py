@@ -122,8 +122,14 @@ class StepFailure(Exception):
         self.output = output
 
 
+def default_connection_id(provider: str) -> str:
+    """The connection a step of ``provider`` uses when neither it nor its run names one."""
+    return f"conn_default_{provider}"
+
+
 async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | None:
-    """The step's own ``connectionId``, else the run's if it is a ``provider`` connection."""
+    """The step's own ``connectionId``, else the run's if it is a ``provider`` connection, else
+    the project's ``conn_default_<provider>`` if there is one."""
     if ctx.connections is None:
         return None
     if ctx.step_connection_id is not None:
@@ -137,7 +143,9 @@ async def connection_for(ctx: StepContext, provider: str) -> ConnectionView | No
         found = await ctx.connections.get(ctx.project_id, ctx.run_connection_id, provider=provider)
         if found is not None and found.type == provider:
             return found
-    return None
+    fallback = default_connection_id(provider)
+    found = await ctx.connections.get(ctx.project_id, fallback, provider=provider)
+    return found if found is not None and found.type == provider else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
