@@ -270,6 +270,51 @@ async def test_overview_counts_runs_started_through_the_api(
     assert [r["workflow-id"] for r in rows(page.text, "slowest-row")] == ["wf_quick"]
 
 
+async def test_overview_reuses_settled_buckets_but_reads_the_last_hour_every_time(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, database_url: str
+) -> None:
+    """Buckets older than an hour come from a short-lived cache (a run created there may end
+    later; the overview may show it up to 30 s late); the newest hour is read on each request."""
+    three_hours = clock.Clock().now() - timedelta(hours=3)
+    await seed_runs(
+        database_url,
+        [
+            _run_row(
+                1,
+                project="prj_default",
+                workflow="wf_old",
+                status="completed",
+                created=three_hours,
+                took_ms=5,
+            ),
+        ],
+    )
+    await sign_in(browser)
+    first = bars(svg_of((await browser.get("/ui/overview")).text, "Runs per minute"), "runs")
+    await seed_runs(
+        database_url,
+        [
+            _run_row(
+                2,
+                project="prj_default",
+                workflow="wf_old",
+                status="completed",
+                created=three_hours,
+                took_ms=5,
+            ),
+        ],
+    )
+    await create_workflow(client, simple_workflow("wf_new"))
+    run_id = await run_of(client, "wf_new", {"n": 1})
+    await wait_until(lambda: ended(client, run_id))
+
+    second = bars(svg_of((await browser.get("/ui/overview")).text, "Runs per minute"), "runs")
+
+    assert first == {bucket_of(three_hours): ("1",)}
+    assert second[bucket_of(three_hours)] == ("1",)  # settled: reused
+    assert sum(int(runs) for (runs,) in second.values()) == 2  # the new run: read at once
+
+
 # --- events -------------------------------------------------------------------------------------
 
 

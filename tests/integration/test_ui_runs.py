@@ -83,6 +83,7 @@ async def test_runs_list_input_filter_matches_text_numbers_and_booleans(
     text = await run_of(client, "wf_fast", {"customerId": "42"})
     nested = await run_of(client, "wf_fast", {"customer": {"vip": True, "tier": 2.5}})
     unusual = await run_of(client, "wf_fast", {"ship-to": "São Paulo/Centro", "q": 'a"b'})
+    amounts = await run_of(client, "wf_fast", {"amount": 5.0, "debt": -7, "rate": 0.25})
     await sign_in(browser)
 
     async def matching(expression: str) -> set[str]:
@@ -101,6 +102,11 @@ async def test_runs_list_input_filter_matches_text_numbers_and_booleans(
     assert await matching("input.ship-to = São Paulo/Centro") == {unusual}
     assert await matching('input.q = "a\\"b"') == {unusual}
     assert await matching("input.q = a") == set()
+    assert await matching("input.amount = 5") == {amounts}
+    assert await matching("input.debt = -7") == {amounts}
+    assert await matching("input.debt = 7") == set()
+    assert await matching("input.rate = 0.250") == {amounts}
+    assert await matching("input.rate = 0.2") == set()
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,11 +32,15 @@ from flowgate.service.cache import TTLCache
 from flowgate.service.ratelimit import RateLimiter
 from flowgate.settings import Settings
 from flowgate.store import open_store
-from flowgate.store.base import KeyRow, ProjectRow, Store, WorkflowRow
+from flowgate.store.base import KeyRow, ProjectRow, RunStats, Store, WorkflowRow
 from flowgate.store.migrate import upgrade_database
 from flowgate.vault import Vault
 
 log = logging.getLogger(__name__)
+
+
+#: How long the overview's settled buckets are reused (``service.runs.run_stats``).
+SETTLED_STATS_TTL_SECS = 30.0
 
 
 @dataclass(kw_only=True)
@@ -55,6 +60,10 @@ class Services:
     rate_limiter: RateLimiter
     key_cache: TTLCache[str, tuple[KeyRow, ProjectRow]]
     workflow_cache: TTLCache[tuple[str, str], WorkflowRow]
+    #: The overview's settled buckets (``service.runs.run_stats``), by project and window.
+    stats_cache: TTLCache[tuple[str, datetime, timedelta, int], list[RunStats]] = field(
+        default_factory=lambda: TTLCache(ttl=SETTLED_STATS_TTL_SECS, max_size=1_000)
+    )
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def new_worker(self, concurrency: int) -> Worker:

@@ -187,7 +187,25 @@ def _input_equals_sqlite(element: _InputEquals, compiler: Any, **kw: Any) -> str
         typed = sa.and_(found == value, kind == "text")
     if match.also_text is not None:
         typed = sa.or_(typed, sa.and_(found == match.also_text, kind == "text"))
+    digits = _number_digits(value)
+    if digits is not None:
+        # As for plain text: any row holding the number (or its text) holds these digits.
+        spelled: sa.BindParameter[str] = sa.bindparam("input_digits", digits, unique=True)
+        typed = sa.and_(sa.func.instr(column, spelled) > 0, typed)
     return str(compiler.process(typed, **kw))
+
+
+def _number_digits(value: object) -> str | None:
+    """Digits every JSON spelling of the number contains (``5`` of ``5``, ``5.0``, ``-5``), or
+    None where spellings may differ (exponents, very large or very small numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 1e-4 <= abs(value) < 1e15:
+        return None
+    if float(value).is_integer():
+        return str(abs(int(value)))
+    spelled = repr(abs(float(value)))
+    return None if "e" in spelled else spelled
 
 
 @compiles(_InputEquals, "postgresql")
