@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := .flowgate/dev.env
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench lint fmt clean postgres-server docs-tools docs-config vendor-ui
+.PHONY: setup run test bench lint fmt clean postgres-server docs-tools chromium screenshots docs-config vendor-ui
 
 setup: $(STAMP)
 
@@ -46,8 +46,20 @@ docs-tools:
 	  echo "installing curl from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 
-test: setup postgres-server docs-tools
+# Debian's Chromium for the browser tests (tests/e2e), which Playwright launches by path: its own
+# browser download (`playwright install`) is never used.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Chromium from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup postgres-server docs-tools chromium
 	$(BIN)/python -m pytest -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
+
+# The monitor's screenshots in docs/images/, taken by the browser tests (an ordinary `make test`
+# leaves them alone).
+screenshots: setup chromium
+	FLOWGATE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/e2e/test_screenshots.py
 
 bench: setup postgres-server
 	$(BIN)/python -m bench
