@@ -10,11 +10,12 @@ import json
 import re
 
 import httpx
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import (
     SESSION_COOKIE,
+    VIEWPORT,
     approval_workflow,
     create_workflow,
     run_status,
@@ -285,3 +286,54 @@ def test_start_run_form_opens_the_new_run_and_pause_refuses_runs(
     expect(page.get_by_text("a run is refused until it is activated")).to_be_visible()
     page.get_by_role("button", name="Activate").click()
     expect(page.get_by_test_id("workflow-status")).to_have_text("active")
+
+
+# Dark mode and the keyboard -------------------------------------------------------------------
+
+
+def _quick_workflow(workflow_id: str) -> dict[str, object]:
+    step = {"id": "done", "type": "transform", "config": {"mapping": {"ok": True}}}
+    return {"id": workflow_id, "name": workflow_id, "steps": [step]}
+
+
+def _background(page: Page) -> tuple[int, ...]:
+    color = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    return tuple(int(part) for part in re.findall(r"\d+", str(color))[:3])
+
+
+def test_monitor_follows_the_systems_dark_mode(
+    browser: Browser, live_server: LiveServer, api: httpx.Client
+) -> None:
+    run_to_end(api, create_workflow(api, _quick_workflow(unique("wf_dark")))["id"], {})
+    shades = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(
+            base_url=live_server.url, viewport=VIEWPORT, color_scheme=scheme
+        )
+        page = context.new_page()
+        sign_in(page)
+        page.goto("/ui/runs")
+        shades[scheme] = _background(page)
+        context.close()
+
+    assert sum(shades["light"]) > 600, shades
+    assert sum(shades["dark"]) < 150, shades
+
+
+def test_keyboard_alone_signs_in_and_opens_a_run(page: Page, api: httpx.Client) -> None:
+    run = run_to_end(api, create_workflow(api, _quick_workflow(unique("wf_keys")))["id"], {})
+    page.goto("/ui/login")
+
+    page.keyboard.type(ADMIN_KEY)  # the key field has the focus
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/ui/runs$"))
+    link = page.get_by_role("link", name=run["id"])
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == run["id"]:
+            break
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(rf"/ui/runs/{run['id']}$"))
+    expect(link).to_have_count(0)
+    expect(page.get_by_test_id("run-status")).to_have_text("completed")
