@@ -294,6 +294,28 @@ async def test_list_runs_filters_by_status(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 400
 
 
+async def test_list_runs_and_bulk_replay_honour_a_creation_time_window(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_workflow(client, simple_workflow("wf_a"))
+    runs = []
+    for n in range(3):
+        started = await client.post(
+            "/api/v1/workflows/wf_a/run", json={"input": {"n": n}}, headers={"x-api-wait": "true"}
+        )
+        runs.append(started.json()["data"])
+    window = {"createdAfter": runs[0]["createdAt"], "createdBefore": runs[2]["createdAt"]}
+
+    listed = await client.get("/api/v1/runs", params=window)
+    dry = await client.post("/api/v1/runs/replay", json={**window, "dryRun": True})
+    naive = await client.get("/api/v1/runs", params={"createdBefore": "2026-01-01T00:00:00"})
+
+    assert [run["id"] for run in listed.json()["data"]] == [runs[1]["id"]]
+    assert dry.json()["data"]["matched"] == 1
+    assert naive.status_code == 400
+    assert "createdBefore needs a time zone" in naive.json()["error"]["message"]
+
+
 async def test_cancel_finished_run_returns_409(client: httpx.AsyncClient) -> None:
     await create_workflow(client, simple_workflow("wf_a"))
     run = (await client.post("/api/v1/workflows/wf_a/run", headers={"x-api-wait": "true"})).json()

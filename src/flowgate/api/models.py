@@ -55,6 +55,7 @@ class BulkRunsRequest(_Body):
     status: StrictStr | list[StrictStr] | None = None
     source: StrictStr | None = None
     created_after: AwareDatetime | None = Field(None, alias="createdAfter", strict=False)
+    created_before: AwareDatetime | None = Field(None, alias="createdBefore", strict=False)
     dry_run: bool = Field(False, alias="dryRun")
 
 

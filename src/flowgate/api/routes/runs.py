@@ -185,17 +185,20 @@ async def list_runs(
     status: Annotated[list[str] | None, Query()] = None,
     source: str | None = None,
     created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Response:
     statuses = _statuses(status)
-    if created_after is not None and created_after.tzinfo is None:
-        raise errors.InvalidRequest("createdAfter needs a time zone (e.g. a trailing Z)")
+    for name, value in (("createdAfter", created_after), ("createdBefore", created_before)):
+        if value is not None and value.tzinfo is None:
+            raise errors.InvalidRequest(f"{name} needs a time zone (e.g. a trailing Z)")
     where = RunFilter(
         workflow_id=await _workflow_filter(svc, who, workflow_id),
         statuses=statuses,
         source=source,
         created_after=created_after,
+        created_before=created_before,
     )
     rows = await service.list_runs(
         svc, who, where, Page(limit=limit + 1, after=views.decode_cursor(cursor))
@@ -249,6 +252,7 @@ async def _bulk_filter(svc: Services, who: Principal, body: BulkRunsRequest) -> 
         statuses=_statuses(raw),
         source=body.source,
         created_after=body.created_after,
+        created_before=body.created_before,
     )
 
 
