@@ -232,11 +232,12 @@ def test_run_input_not_object_exits_2(server: ThreadedServer) -> None:
 def test_run_input_failing_schema_exits_1_with_details(server: ThreadedServer) -> None:
     apply_examples(server)
 
-    result = cli(server, "run", "wf_order_total", "--input", '{"items": []}')
+    result = cli(server, "run", "wf_order_total", "--input", '{"customerId": 7}')
 
     assert result.exit_code == 1
     assert result.stderr == (
-        "error: VALIDATION_ERROR: Input validation failed\n  customerId: Required\n"
+        "error: VALIDATION_ERROR: Input validation failed\n"
+        "  customerId: 7 is not of type 'string'\n"
     )
 
 

@@ -95,10 +95,14 @@ def test_cli_in_checkout_uses_dev_env_port_and_admin_key(
 
     applied = bare_cli("apply", str(EXAMPLES))
     result = bare_cli("run", "wf_order_total", "--input", json.dumps(ORDER_INPUT), "--wait")
+    # As the README says, right after `make run`: the example's default input.
+    as_is = bare_cli("run", "wf_order_total", "--wait")
 
     assert applied.exit_code == 0, applied.output
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"subtotal": 25.5, "tax": 2.04, "total": 27.54}
+    assert as_is.exit_code == 0, as_is.output
+    assert json.loads(as_is.stdout) == json.loads(result.stdout)
 
 
 def test_cli_in_checkout_dev_env_key_with_port_from_environment(
