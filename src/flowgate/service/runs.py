@@ -609,6 +609,19 @@ async def rerun_run(svc: Services, principal: Principal, run_id: str) -> Started
     return await _start_copy(svc, principal, NewRun(row=run, steps=reused))
 
 
+def parse_statuses(raw: Sequence[str]) -> list[str]:
+    """Run statuses as a list filter takes them: repeated or comma-separated. Raises
+    InvalidRequest naming the first unknown one."""
+    values = [part.strip() for item in raw for part in item.split(",") if part.strip()]
+    allowed = {s.value for s in RunStatus}
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise errors.InvalidRequest(
+            f"Unknown status {unknown[0]!r}; one of {', '.join(sorted(allowed))}"
+        )
+    return values
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BulkResult:
     matched: int

@@ -53,7 +53,6 @@ from flowgate.ui.pages import (
     current_viewer,
     form_viewer,
     ms,
-    parse_statuses,
     pretty,
     render,
     router,
@@ -107,7 +106,9 @@ _FILTER_FIELDS = ("workflowId", "source", "createdAfter", "createdBefore", "inpu
 async def _filters(svc: Services, viewer: Viewer, params: _Params) -> ListFilters:
     """Raises InvalidRequest with a message the page shows."""
     fields = {name: _text(params, name) for name in _FILTER_FIELDS}
-    statuses = parse_statuses([v for v in params.getlist("status") if isinstance(v, str)])
+    statuses = run_service.parse_statuses(
+        [v for v in params.getlist("status") if isinstance(v, str)]
+    )
     source = fields["source"] or None
     if source is not None and source not in run_service.SOURCES:
         raise errors.InvalidRequest(

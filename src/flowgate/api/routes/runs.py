@@ -189,7 +189,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Response:
-    statuses = _statuses(status)
+    statuses = service.parse_statuses(status or [])
     for name, value in (("createdAfter", created_after), ("createdBefore", created_before)):
         if value is not None and value.tzinfo is None:
             raise errors.InvalidRequest(f"{name} needs a time zone (e.g. a trailing Z)")
@@ -206,17 +206,6 @@ async def list_runs(
     shown = await service.explain_queued(svc, rows[:limit]) + rows[limit:]
     items, has_more, next_cursor = views.paged([views.run_summary(r) for r in shown], rows, limit)
     return page(items, has_more=has_more, next_cursor=next_cursor)
-
-
-def _statuses(raw: list[str] | None) -> list[str]:
-    values = [part.strip() for item in raw or [] for part in item.split(",") if part.strip()]
-    allowed = {s.value for s in RunStatus}
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise errors.InvalidRequest(
-            f"Unknown status {unknown[0]!r}; one of {', '.join(sorted(allowed))}"
-        )
-    return values
 
 
 @router.post("/api/v1/runs/cancel", summary="Cancel every unfinished run matching the filters")
@@ -249,7 +238,7 @@ async def _bulk_filter(svc: Services, who: Principal, body: BulkRunsRequest) -> 
     raw = [body.status] if isinstance(body.status, str) else body.status
     return RunFilter(
         workflow_id=await _workflow_filter(svc, who, body.workflow_id),
-        statuses=_statuses(raw),
+        statuses=service.parse_statuses(raw or []),
         source=body.source,
         created_after=body.created_after,
         created_before=body.created_before,
