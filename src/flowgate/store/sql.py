@@ -966,13 +966,17 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
         self, project_id: str, parent_run_id: str, *, limit: int
     ) -> list[RunRow]:
         r = t.runs.c
+        # By parent alone (run ids are unique; a child is in its parent's project, checked
+        # below): given the project too, SQLite without statistics walks the project's runs in
+        # order, all of them for a run without children, rather than ``ix_runs_parent``.
         query = (
             t.runs.select()
-            .where(r.parent_run_id == parent_run_id, r.project_id == project_id)
+            .where(r.parent_run_id == parent_run_id)
             .order_by(r.created_at.desc(), r.id.desc())
             .limit(limit)
         )
-        return cast(list[RunRow], await self._all(query))
+        rows = cast(list[RunRow], await self._all(query))
+        return [row for row in rows if row["project_id"] == project_id]
 
     async def unfinished_run_ids(self, project_id: str, *, limit: int) -> list[str]:
         r = t.runs.c
@@ -1331,9 +1335,9 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
 
     async def latest_runs(self, project_id: str, workflow_ids: Sequence[str]) -> list[RunRow]:
         """The newest run of each of these workflows (none for a workflow without runs), in
-        one statement: per workflow, a correlated subquery walks ``ix_runs_workflow_created``
-        backwards and stops at its first row, however many runs there are. Runs created in
-        the same millisecond tie: one of them is taken."""
+        one statement: per workflow, a correlated subquery walks
+        ``ix_runs_project_workflow_created`` backwards and stops at its first row, however
+        many runs there are. Runs created in the same millisecond tie: one of them is taken."""
         if not workflow_ids:
             return []
         w = t.workflows.c
