@@ -27,13 +27,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.policy import default as default_policy
+from typing import TYPE_CHECKING
 
 import uvicorn
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +261,8 @@ class Standins:
                 sock.close()
 
     async def _main(self) -> None:
+        from aiosmtpd.smtp import SMTP  # deferred: ~16 ms that only `serve --examples` needs
+
         loop = asyncio.get_running_loop()
         smtp = await loop.create_server(
             lambda: SMTP(self.sink, hostname="flowgate-standin", loop=loop),
