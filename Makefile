@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := .flowgate/dev.env
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench lint fmt clean postgres-server docs-tools chromium screenshots docs-config vendor-ui
+.PHONY: setup run test bench bench-tools bench-peers lint fmt clean postgres-server docs-tools chromium screenshots docs-config vendor-ui
 
 setup: $(STAMP)
 
@@ -61,8 +61,26 @@ test: setup postgres-server docs-tools chromium
 screenshots: setup chromium
 	FLOWGATE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/e2e/test_screenshots.py
 
-bench: setup postgres-server
-	$(BIN)/python -m bench
+# The benchmark (docs/performance.md): every case, or one with CASE=T1 (several: CASE=R1,T1);
+# PEERS=1 also runs Celery + Redis (in .venv-peers, never in flowgate's venv).
+CASE ?=
+PEERS ?=
+bench: setup postgres-server bench-tools $(if $(PEERS),bench-peers)
+	$(if $(CASE),BENCH_SCENARIOS=$(CASE)) $(if $(PEERS),BENCH_PEERS=1) $(BIN)/python -m bench
+
+# wrk, the load generator (without it the bench falls back on its own asyncio client).
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing wrk from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# The peers of `make bench PEERS=1`: Debian's redis-server, Celery from PyPI in its own venv.
+bench-peers:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@test -x .venv-peers/bin/celery || { \
+	  $(PYTHON) -m venv .venv-peers && .venv-peers/bin/python -m pip install --quiet 'celery[redis]'; }
 
 lint: setup
 	$(BIN)/ruff format --check src tests bench

@@ -18,25 +18,46 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     seconds: float
-    """Measured duration of each load scenario (``BENCH_SECONDS``, default 10)."""
+    """Measured duration of each load (``BENCH_SECONDS``, default 8)."""
     connections: int
     """Concurrent keep-alive connections (``BENCH_CONNECTIONS``, default 64)."""
     load_generator: str
     """``python`` or ``wrk``; ``BENCH_LOADGEN=auto`` (default) takes wrk when it is installed."""
     scenarios: tuple[str, ...] | None
-    """Only these scenarios (``BENCH_SCENARIOS=bare,trigger``); ``None`` runs all."""
+    """Only these cases (``BENCH_SCENARIOS=R1,T1``, ``make bench CASE=T1``); ``None`` runs all."""
     drain_secs: float
-    """How long to wait for the triggered runs to finish (``BENCH_DRAIN_SECS``, default 60)."""
+    """How long to wait for the triggered runs to finish (``BENCH_DRAIN_SECS``, default 120)."""
+    repeats: int
+    """Measurements of each case after its warm-up; the table shows the median
+    (``BENCH_REPEATS``, default 3)."""
+    e1_runs: int
+    """Runs triggered by E1's 64 clients (``BENCH_E1_RUNS``, default 5,000; the issue: 20,000)."""
+    drain_backlog: int
+    """Runs pre-enqueued for E2's drains (``BENCH_E2_RUNS``, default 2,000)."""
+    m1_runs: int
+    """Runs executed before M1 reads the server's peak RSS (``BENCH_M1_RUNS``, default 10,000;
+    the issue: 100,000)."""
+    m1_seeded: int
+    """Runs in the database when M1 times the runs list (``BENCH_M1_SEEDED``, default 1,000,000)."""
+    peers: bool
+    """Also run Celery + Redis (``BENCH_PEERS=1``; ``make bench PEERS=1``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
-        names = [n.strip() for n in env.get("BENCH_SCENARIOS", "").split(",") if n.strip()]
+        raw = env.get("BENCH_SCENARIOS", "") or env.get("BENCH_CASE", "")
+        names = [n.strip().upper() for n in raw.split(",") if n.strip()]
         return cls(
-            seconds=_positive(env, "BENCH_SECONDS", 10.0),
+            seconds=_positive(env, "BENCH_SECONDS", 8.0),
             connections=int(_positive(env, "BENCH_CONNECTIONS", 64, integer=True)),
             load_generator=_load_generator(env.get("BENCH_LOADGEN", "auto")),
             scenarios=tuple(names) or None,
-            drain_secs=_positive(env, "BENCH_DRAIN_SECS", 60.0),
+            drain_secs=_positive(env, "BENCH_DRAIN_SECS", 120.0),
+            repeats=int(_positive(env, "BENCH_REPEATS", 3, integer=True)),
+            e1_runs=int(_positive(env, "BENCH_E1_RUNS", 5000, integer=True)),
+            drain_backlog=int(_positive(env, "BENCH_E2_RUNS", 2000, integer=True)),
+            m1_runs=int(_positive(env, "BENCH_M1_RUNS", 10_000, integer=True)),
+            m1_seeded=int(_positive(env, "BENCH_M1_SEEDED", 1_000_000, integer=True)),
+            peers=env.get("BENCH_PEERS", "").strip().lower() in ("1", "true", "yes"),
         )
 
 

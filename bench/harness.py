@@ -1,4 +1,5 @@
-"""``main``: run the selected scenarios, print the table, write ``bench/results.json``."""
+"""``main``: run the selected cases, print the table, write ``bench/results.json`` (and
+``bench/results.md``, the same table in Markdown) and append a line to ``bench/history.md``."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from bench import report
 from bench.config import Config, ConfigError
 from bench.core import SCENARIOS, Bench, Row, Scenario
 
+PEER_CASES = ("P1",)
+
 
 def main() -> int:
-    console = Console()
+    # Wide enough for the table when the output is a file or a pipe (make bench | tee).
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     try:
         config = Config.from_env()
         selected = _selected(config)
@@ -39,11 +43,15 @@ def main() -> int:
         console.print("[yellow]interrupted; every server was stopped[/]")
         return 130
     report.print_table(console, rows, failures)
-    report.write_json(
-        report.RESULTS_PATH,
-        report.document(config, started=started, rows=rows, failures=failures),
+    doc = report.document(config, started=started, rows=rows, failures=failures)
+    report.write_json(report.RESULTS_PATH, doc)
+    report.RESULTS_PATH.with_suffix(".md").write_text(report.markdown_table(rows))
+    report.append_history(report.HISTORY_PATH, doc)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    console.print(
+        f"written to {report.RESULTS_PATH} (and .md); a line appended to {report.HISTORY_PATH}; "
+        f"{elapsed / 60:.1f} min"
     )
-    console.print(f"written to {report.RESULTS_PATH}")
     return 1 if failures else 0
 
 
@@ -56,7 +64,7 @@ def _run_all(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flowgate-bench-")))
         bench = Bench(config, workdir=workdir, stack=stack)
         for scenario in selected:
-            console.print(f"• {scenario.name}: {scenario.description}")
+            console.print(f"• {scenario.name}: {scenario.description}  [dim]{_clock()}[/]")
             try:
                 rows += scenario.run(bench)
             except Exception as exc:  # one broken scenario must not hide the others' figures
@@ -66,15 +74,22 @@ def _run_all(
 
 
 def _selected(config: Config) -> list[Scenario]:
+    """Every case but the peers' (``BENCH_PEERS=1`` adds them), or those named."""
     if config.scenarios is None:
-        return list(SCENARIOS.values())
-    unknown = [name for name in config.scenarios if name not in SCENARIOS]
+        return [s for s in SCENARIOS.values() if config.peers or s.name not in PEER_CASES]
+    names = list(config.scenarios)
+    names += [name for name in PEER_CASES if config.peers and name not in names]
+    unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
         raise ConfigError(
             f"BENCH_SCENARIOS: unknown {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"
         )
-    return [SCENARIOS[name] for name in config.scenarios]
+    return [SCENARIOS[name] for name in names]
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     sys.exit(128 + signum)
+
+
+def _clock() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S")

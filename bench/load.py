@@ -10,6 +10,7 @@ import math
 import multiprocessing
 import signal
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
@@ -35,6 +36,13 @@ class LoadSpec:
     body: bytes = b""
     connections: int
     seconds: float
+    idempotency_half: bool = False
+    """Every second request carries a fresh ``Idempotency-Key`` (unique across runs)."""
+    max_requests: int | None = None
+    """Stop after this many requests were sent (before ``seconds`` runs out); Python only."""
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +75,7 @@ class LoadResult:
 
 def measure(spec: LoadSpec, *, generator: str) -> LoadResult:
     """Run ``spec`` with ``generator`` (``python`` or ``wrk``) and return what it measured."""
-    if generator == "wrk":
+    if generator == "wrk" and spec.max_requests is None:
         from bench import load_wrk
 
         return load_wrk.run(spec)
@@ -78,11 +86,12 @@ def measure(spec: LoadSpec, *, generator: str) -> LoadResult:
 
 def warm_up(spec: LoadSpec, *, requests: int = 100) -> None:
     """A few sequential requests first: connections, caches and lazy imports are warm."""
-    with httpx.Client(timeout=30.0) as client:
-        for _ in range(requests):
-            response = client.request(
-                spec.method, spec.url, headers=dict(spec.headers), content=spec.body
-            )
+    with httpx.Client(timeout=60.0) as client:
+        for n in range(requests):
+            headers = dict(spec.headers)
+            if spec.idempotency_half and n % 2:
+                headers[IDEMPOTENCY_HEADER] = f"warm-{uuid.uuid4().hex}"
+            response = client.request(spec.method, spec.url, headers=headers, content=spec.body)
             if not response.is_success:
                 raise RuntimeError(
                     f"warm-up {spec.method} {spec.url} → {response.status_code}: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from bench.load import LoadResult, LoadSpec, percentile
+from bench.load import IDEMPOTENCY_HEADER, LoadResult, LoadSpec, percentile
 
 GRACE_SECS = 10.0
 """After the duration, how long answers to requests already sent are awaited (then: timeout)."""
@@ -28,6 +29,32 @@ class _Tally:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
+    sent: int = 0
+    max_requests: int | None = None
+
+    def may_send(self) -> bool:
+        return self.max_requests is None or self.sent < self.max_requests
+
+
+class _Requests:
+    """The bytes of each request: fixed, or with a fresh ``Idempotency-Key`` every second one."""
+
+    __slots__ = ("_head", "_keyed", "_n", "_plain", "_prefix")
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self._plain = request_bytes(spec)
+        self._keyed = spec.idempotency_half
+        head, _, _ = self._plain.partition(b"\r\n")
+        self._head = head + b"\r\n"
+        self._prefix = f"{IDEMPOTENCY_HEADER}: {uuid.uuid4().hex}-".encode()
+        self._n = 0
+
+    def next(self) -> bytes:
+        self._n += 1
+        if not self._keyed or self._n % 2:
+            return self._plain
+        rest = self._plain[len(self._head) :]
+        return self._head + self._prefix + str(self._n).encode() + b"\r\n" + rest
 
 
 class _Answer:
@@ -64,8 +91,8 @@ def request_bytes(spec: LoadSpec) -> bytes:
 async def _drive(spec: LoadSpec) -> tuple[_Tally, float]:
     parts = urlsplit(spec.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    request = request_bytes(spec)
-    tally = _Tally()
+    request = _Requests(spec)
+    tally = _Tally(max_requests=spec.max_requests)
     start = time.perf_counter()
     deadline = start + spec.seconds
     tasks = [
@@ -82,9 +109,11 @@ async def _drive(spec: LoadSpec) -> tuple[_Tally, float]:
     return tally, time.perf_counter() - start
 
 
-async def _connection(host: str, port: int, request: bytes, deadline: float, tally: _Tally) -> None:
+async def _connection(
+    host: str, port: int, request: _Requests, deadline: float, tally: _Tally
+) -> None:
     """One client connection; reconnects when the server closes it or a transport error hits."""
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and tally.may_send():
         try:
             reader, writer = await asyncio.open_connection(host, port)
         except OSError:
@@ -103,7 +132,7 @@ async def _connection(host: str, port: int, request: bytes, deadline: float, tal
 async def _exchange_until(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    request: bytes,
+    request: _Requests,
     deadline: float,
     tally: _Tally,
 ) -> None:
@@ -111,10 +140,11 @@ async def _exchange_until(
     answer = _Answer()
     parser = httptools.HttpResponseParser(answer)
     now = time.perf_counter
-    while (sent := now()) < deadline:
+    while (sent := now()) < deadline and tally.may_send():
         answer.complete = False
         tally.in_flight += 1
-        writer.write(request)
+        tally.sent += 1
+        writer.write(request.next())
         while not answer.complete:
             data = await reader.read(_READ_SIZE)
             if not data:

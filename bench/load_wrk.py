@@ -7,9 +7,10 @@ import math
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
-from bench.load import LoadResult, LoadSpec
+from bench.load import IDEMPOTENCY_HEADER, LoadResult, LoadSpec
 
 MARKER = "BENCH_JSON "
 _TIMEOUT_SECS = 10
@@ -25,6 +26,21 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
+
+
+_KEYED_REQUEST = """
+local sent = 0
+request = function()
+  sent = sent + 1
+  if sent % 2 == 0 then
+    wrk.headers["HEADER"] = PREFIX .. sent
+  else
+    wrk.headers["HEADER"] = nil
+  end
+  return wrk.format()
+end
+"""
+"""Every second request with a fresh ``Idempotency-Key`` (wrk calls ``request`` per request)."""
 
 
 def available() -> bool:
@@ -60,6 +76,9 @@ def lua_script(spec: LoadSpec) -> str:
         f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}"
         for name, value in spec.headers.items()
     ]
+    if spec.idempotency_half:
+        prefix = _lua_string(uuid.uuid4().hex + "-")
+        lines.append(_KEYED_REQUEST.replace("PREFIX", prefix).replace("HEADER", IDEMPOTENCY_HEADER))
     return "\n".join(lines) + "\n" + _DONE_HOOK
 
 

@@ -40,8 +40,9 @@ def server_process(
     port: int,
     log_path: Path,
     health_path: str = "/healthz",
-) -> Iterator[str]:
-    """Start ``argv``, yield its base URL once ``GET health_path`` is 200, stop it on exit."""
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start ``argv``; once ``GET health_path`` is 200 yield its base URL and the process; stop
+    it on exit."""
     base_url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C reaches only us, and stopping takes its children too.
@@ -56,7 +57,7 @@ def server_process(
         )
         try:
             _wait_healthy(name, proc, base_url + health_path, log_path)
-            yield base_url
+            yield base_url, proc
         finally:
             stop(proc)
     if proc.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
@@ -108,3 +109,11 @@ def _tail(path: Path) -> str:
     except OSError:
         return "(no log)"
     return text[-_LOG_TAIL_CHARS:] or "(empty log)"
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (``VmHWM``) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")

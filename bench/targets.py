@@ -25,6 +25,7 @@ UNSUCCESSFUL = ("failed", "canceled", "timed_out")
 _RATE_LIMIT_OFF = "1000000000"
 _POLL_SECS = 0.1
 _PAGE = 200
+_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +35,7 @@ class Flowgate:
     base_url: str
     admin_key: str
     client: httpx.Client
+    pid: int
 
     @property
     def auth(self) -> dict[str, str]:
@@ -42,6 +44,25 @@ class Flowgate:
     def create_workflow(self, definition: dict[str, Any]) -> None:
         response = self.client.post("/api/v1/workflows", json=definition)
         _expect(response, 201, "create workflow")
+
+    def enqueue(self, workflow_id: str, count: int) -> None:
+        """``count`` runs through the batch endpoint (a backlog, no per-run request)."""
+        for start in range(0, count, _BATCH):
+            runs = [{"input": {"n": n}} for n in range(start, min(start + _BATCH, count))]
+            batch = self.client.post(
+                f"/api/v1/workflows/{workflow_id}/run/batch", json={"runs": runs}
+            )
+            _expect(batch, 200, "enqueue a batch of runs")
+
+    def create_webhook(self, workflow_id: str) -> tuple[str, str]:
+        """A webhook trigger signed ``flowgate``-style: its URL and its signing secret."""
+        response = self.client.post(
+            f"/api/v1/workflows/{workflow_id}/triggers",
+            json={"type": "webhook", "name": "bench", "signatureStyle": "flowgate"},
+        )
+        _expect(response, 201, "create a webhook trigger")
+        data = response.json()["data"]
+        return str(data["url"]), str(data["signingSecret"])
 
     def wait_idle(self, workflow_id: str, *, timeout: float) -> float | None:
         """Seconds until no run of ``workflow_id`` is unfinished; ``None`` past ``timeout``."""
@@ -87,16 +108,35 @@ class Flowgate:
 
 @contextlib.contextmanager
 def flowgate_server(
-    workdir: Path, *, database_url: str | None = None, workers: int = FLOWGATE_WORKERS
+    workdir: Path,
+    *,
+    database_url: str | None = None,
+    workers: int = FLOWGATE_WORKERS,
+    admin_key: str | None = None,
+    name: str = "flowgate",
 ) -> Iterator[Flowgate]:
-    """``flowgate serve`` (a fresh SQLite file unless ``database_url``) on a free port, with a
-    random admin key."""
+    """``flowgate serve`` (on ``workdir/bench.db`` unless ``database_url``) on a free port, with
+    ``admin_key`` (random unless given)."""
     port = procs.free_port()
-    admin_key = "fgk_" + secrets.token_urlsafe(24)
-    env = _clean_env() | {
+    admin_key = admin_key or "fgk_" + secrets.token_urlsafe(24)
+    env = flowgate_env(workdir, database_url=database_url, workers=workers, admin_key=admin_key)
+    env["FLOWGATE_PORT"] = str(port)
+    argv = [*flowgate_command(), "serve"]
+    log_path = workdir / f"{name}.log"
+    with (
+        procs.server_process(name, argv, env=env, port=port, log_path=log_path) as (url, proc),
+        httpx.Client(base_url=url, headers={"x-api-key": admin_key}, timeout=60.0) as client,
+    ):
+        yield Flowgate(base_url=url, admin_key=admin_key, client=client, pid=proc.pid)
+
+
+def flowgate_env(
+    workdir: Path, *, database_url: str | None, workers: int, admin_key: str
+) -> dict[str, str]:
+    """The environment of a benchmarked ``flowgate serve`` (no port)."""
+    return _clean_env() | {
         "FLOWGATE_DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.db'}",
         "FLOWGATE_HOST": "127.0.0.1",
-        "FLOWGATE_PORT": str(port),
         "FLOWGATE_ADMIN_KEY": admin_key,
         "FLOWGATE_WORKERS": str(workers),
         "FLOWGATE_LOG_LEVEL": "warning",
@@ -106,13 +146,6 @@ def flowgate_server(
         "FLOWGATE_EXECUTE_RATE_LIMIT": _RATE_LIMIT_OFF,
         "FLOWGATE_READ_RATE_LIMIT": _RATE_LIMIT_OFF,
     }
-    argv = [*_flowgate_command(), "serve"]
-    log_path = workdir / "flowgate.log"
-    with (
-        procs.server_process("flowgate", argv, env=env, port=port, log_path=log_path) as url,
-        httpx.Client(base_url=url, headers={"x-api-key": admin_key}, timeout=30.0) as client,
-    ):
-        yield Flowgate(base_url=url, admin_key=admin_key, client=client)
 
 
 @contextlib.contextmanager
@@ -127,9 +160,10 @@ def reference_server(app: str, workdir: Path, **extra_env: str) -> Iterator[str]
     ]  # fmt: skip
     name = app.rpartition(":")[2]
     env = _clean_env() | extra_env
-    with procs.server_process(
-        name, argv, env=env, port=port, log_path=workdir / f"{name}.log"
-    ) as url:
+    with procs.server_process(name, argv, env=env, port=port, log_path=workdir / f"{name}.log") as (
+        url,
+        _proc,
+    ):
         yield url
 
 
@@ -147,7 +181,7 @@ def worker_processes(workdir: Path, database_url: str, *, count: int) -> Iterato
             log = (workdir / f"worker{index}.log").open("wb")
             started.append(
                 subprocess.Popen(
-                    [*_flowgate_command(), "worker"],
+                    [*flowgate_command(), "worker"],
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -182,7 +216,7 @@ def expect_created(response: httpx.Response, what: str) -> None:
     _expect(response, 201, what)
 
 
-def _flowgate_command() -> list[str]:
+def flowgate_command() -> list[str]:
     script = Path(sys.executable).with_name("flowgate")
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
