@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -31,6 +31,7 @@ from flowgate.ui.pages import (
     form_viewer,
     render,
     router,
+    run_url,
     svc_of,
     to_login,
 )
@@ -90,7 +91,7 @@ async def cancel(request: Request, csrf: FormField = None, key: FormField = None
         outcome |= {
             "text": f"Canceled the wait on {event_key!r}: its step is canceled and its run fails.",
             "run_id": trigger["workflow_run_id"],
-            "run_url": _run_url(trigger["workflow_run_id"]),
+            "run_url": run_url(trigger["workflow_run_id"]),
         }
     return await _page(request, found, outcome=outcome)
 
@@ -131,7 +132,7 @@ def _sent_outcome(key: str, sent: event_service.Sent) -> dict[str, Any]:
         return {
             "text": f"Sent to {key!r}: the waiting step received the payload and its run resumes.",
             "run_id": run_id,
-            "run_url": _run_url(run_id),
+            "run_url": run_url(run_id),
         }
     return {"text": f"Sent to {key!r}: the standalone wait received the payload."}
 
@@ -200,7 +201,7 @@ def waiting_row(row: EventTriggerRow, now: datetime) -> dict[str, Any]:
         "key": row["event_key"],
         "send_url": "/ui/events?" + urlencode({"key": row["event_key"]}) + "#send",
         "run_id": run_id,
-        "run_url": None if run_id is None else _run_url(run_id),
+        "run_url": None if run_id is None else run_url(run_id),
         "source_type": row["source_type"],
         "requested_iso": clock.to_wire(row["requested_at"]),
         "requested_at": _absolute(row["requested_at"]),
@@ -251,7 +252,3 @@ def _cursor(raw: str | None) -> datetime | None:
         raise errors.InvalidRequest(
             "invalid cursor format: follow the page's own Older link"
         ) from None
-
-
-def _run_url(run_id: str) -> str:
-    return f"/ui/runs/{quote(run_id, safe='')}"

@@ -192,6 +192,11 @@ async def form_viewer(request: Request, csrf: str | None) -> Viewer | RedirectRe
 # --- view helpers ------------------------------------------------------------------------------
 
 
+def run_url(run_id: str) -> str:
+    """A run's page in the monitor (the link Axiom's reply carries)."""
+    return f"/ui/runs/{quote(run_id, safe='')}"
+
+
 def run_row(run: Any) -> dict[str, Any]:
     """The API's run summary, plus what a row of the monitor shows besides."""
     duration = None
@@ -200,7 +205,7 @@ def run_row(run: Any) -> dict[str, Any]:
     return {
         **views.run_summary(run),
         "duration": duration,
-        "url": f"/ui/runs/{quote(run['id'], safe='')}",
+        "url": run_url(run["id"]),
     }
 
 

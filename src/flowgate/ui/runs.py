@@ -57,6 +57,7 @@ from flowgate.ui.pages import (
     render,
     router,
     run_row,
+    run_url,
     svc_of,
     to_login,
 )
@@ -224,7 +225,7 @@ async def runs_page(request: Request) -> Response:
     if run_id:
         found = await run_service.find_run(svc, viewer.principal, run_id)
         if found is not None:
-            return RedirectResponse(_run_url(found["id"]), status_code=303)
+            return RedirectResponse(run_url(found["id"]), status_code=303)
     try:
         filters = await _filters(svc, viewer, query)
     except errors.InvalidRequest as exc:
@@ -560,10 +561,6 @@ def _signed_out_fragment(request: Request, fallback: str) -> Response:
 # --- a run's page -------------------------------------------------------------------------------
 
 
-def _run_url(run_id: str) -> str:
-    return f"/ui/runs/{quote(run_id, safe='')}"
-
-
 @router.get("/runs/{run_id}")
 async def run_page(request: Request, run_id: str) -> Response:
     viewer = await current_viewer(request)
@@ -577,7 +574,7 @@ async def run_body(request: Request, run_id: str) -> Response:
     """The live part of a run's page: what it re-fetches when the run changes."""
     viewer = await current_viewer(request)
     if viewer is None:
-        return _signed_out_fragment(request, _run_url(run_id))
+        return _signed_out_fragment(request, run_url(run_id))
     context = await _run_context(request, viewer, run_id)
     return render("run_body.html", **context)
 
@@ -591,7 +588,7 @@ async def cancel(request: Request, run_id: str, csrf: FormField = None) -> Respo
         await run_service.cancel_run(svc_of(request), found.principal, run_id)
     except errors.Conflict as exc:
         return await _run_response(request, found, run_id, notice=exc.message, status_code=409)
-    return RedirectResponse(_run_url(run_id), status_code=303)
+    return RedirectResponse(run_url(run_id), status_code=303)
 
 
 @router.post("/runs/{run_id}/replay")
@@ -600,7 +597,7 @@ async def replay(request: Request, run_id: str, csrf: FormField = None) -> Respo
     if isinstance(found, RedirectResponse):
         return found
     started = await run_service.replay_run(svc_of(request), found.principal, run_id)
-    return RedirectResponse(_run_url(started.run["id"]), status_code=303)
+    return RedirectResponse(run_url(started.run["id"]), status_code=303)
 
 
 @router.post("/runs/{run_id}/rerun")
@@ -612,7 +609,7 @@ async def rerun(request: Request, run_id: str, csrf: FormField = None) -> Respon
         started = await run_service.rerun_run(svc_of(request), found.principal, run_id)
     except errors.Conflict as exc:
         return await _run_response(request, found, run_id, notice=exc.message, status_code=409)
-    return RedirectResponse(_run_url(started.run["id"]), status_code=303)
+    return RedirectResponse(run_url(started.run["id"]), status_code=303)
 
 
 async def _run_response(
@@ -678,8 +675,8 @@ async def _run_context(request: Request, viewer: Viewer, run_id: str) -> dict[st
         ],
         "wake_at": views.iso(run["wake_at"]) if status == RunStatus.WAITING else None,
         "queued": run["queued_reason"] if status == RunStatus.QUEUED else None,
-        "live_url": f"{_run_url(run['id'])}/live",
-        "body_url": f"{_run_url(run['id'])}/body",
+        "live_url": f"{run_url(run['id'])}/live",
+        "body_url": f"{run_url(run['id'])}/body",
     }
 
 
