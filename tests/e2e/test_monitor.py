@@ -324,7 +324,8 @@ def test_keyboard_alone_signs_in_and_opens_a_run(page: Page, api: httpx.Client) 
     run = run_to_end(api, create_workflow(api, _quick_workflow(unique("wf_keys")))["id"], {})
     page.goto("/ui/login")
 
-    page.keyboard.type(ADMIN_KEY)  # the key field has the focus
+    expect(page.get_by_label("API key")).to_be_focused()  # autofocus, once the page settled
+    page.keyboard.type(ADMIN_KEY)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/ui/runs$"))
     link = page.get_by_role("link", name=run["id"])
