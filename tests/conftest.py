@@ -190,9 +190,13 @@ async def client(server: ThreadedServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.05
+    predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05
 ) -> Any:
-    """Poll ``predicate`` (sync or async) until truthy; fail showing its last value."""
+    """Poll ``predicate`` (sync or async) until truthy; fail showing its last value.
+
+    The default timeout is generous on purpose: a passing test returns as soon as the condition
+    holds, and CI machines shared with other work stall for seconds at a time.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: Any = None
