@@ -104,7 +104,9 @@ async def copy_database(settings: Settings, to_url: str) -> list[str]:
     from flowgate.store.migrate import upgrade_database
     from flowgate.store.sql import SqlStore
 
-    source, target = open_store(settings.database_url), open_store(to_url)
+    synchronous = settings.sqlite_synchronous
+    source = open_store(settings.database_url, sqlite_synchronous=synchronous)
+    target = open_store(to_url, sqlite_synchronous=synchronous)
     try:
         await upgrade_database(source)
         await upgrade_database(target)
@@ -124,7 +126,7 @@ async def upgrade(settings: Settings) -> None:
     from flowgate.store.migrate import upgrade_database
 
     configure_logging(settings.log_level, settings.log_format)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         await upgrade_database(store)
     finally:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         description="How long a Pinkfish-style call with `x-api-wait: true` waits for its run "
         "before answering with the timeout body.",
     )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description="SQLite's `synchronous` pragma (WAL mode). `normal`: a commit survives the "
+        "process being killed (`kill -9`), but the last commits before a power loss or an OS "
+        "crash may be lost; `full`: every commit is on disk before it is answered, at the price "
+        "of an fsync per commit. PostgreSQL ignores it.",
+    )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
     max_upload_bytes: int = Field(26_214_400, gt=0, description="Largest accepted uploaded file.")
     max_output_bytes: int = Field(

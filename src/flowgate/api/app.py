@@ -54,13 +54,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = svc
     install_error_handlers(app)
+    # Routes are matched in order, one regex each: the hot paths (starting runs, webhooks) first.
     modules = (
         health,
+        runs,
+        hooks,
         workflows,
         triggers,
-        hooks,
         files,
-        runs,
         streams,
         keys,
         projects,

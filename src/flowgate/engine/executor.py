@@ -551,6 +551,7 @@ class RunExecutor:
         if events:
             # An event buffered for one of the keys resolved it in that commit: resume soon.
             self._notifier.work_available()
+            self._notifier.waits_opened()
         log.info("run.waiting", extra={"run_id": state.run["id"], "until": clock.to_wire(until)})
 
     async def _run_timed_out(self, state: _RunState, step: StepDef, position: int) -> None:

@@ -46,6 +46,12 @@ class Notifier(Protocol):
     def on_schedules(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (cheap, non-blocking) whenever schedules may have changed."""
 
+    def waits_opened(self) -> None:
+        """Event waits were opened in this process: its expirer looks at their deadlines."""
+
+    def on_waits(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (cheap, non-blocking) whenever waits were opened here."""
+
     def run_finished(self, run_id: str) -> None:
         """A run reached a terminal status: wake whoever waits on it."""
 
@@ -129,6 +135,7 @@ class InProcessNotifier:
     def __init__(self) -> None:
         self._work_callbacks: list[Callable[[], None]] = []
         self._schedule_callbacks: list[Callable[[], None]] = []
+        self._wait_callbacks: list[Callable[[], None]] = []
         self._watches: dict[str, set[RunWatch]] = defaultdict(set)
         self._change_watches: dict[str, set[ChangeWatch]] = defaultdict(set)
 
@@ -145,6 +152,13 @@ class InProcessNotifier:
 
     def on_schedules(self, callback: Callable[[], None]) -> None:
         self._schedule_callbacks.append(callback)
+
+    def waits_opened(self) -> None:
+        for callback in self._wait_callbacks:
+            callback()
+
+    def on_waits(self, callback: Callable[[], None]) -> None:
+        self._wait_callbacks.append(callback)
 
     def run_finished(self, run_id: str) -> None:
         for watch in self._watches.get(run_id, ()):
@@ -167,6 +181,7 @@ class InProcessNotifier:
     def wake_everything(self) -> None:
         self.work_available()
         self.schedules_changed()
+        self.waits_opened()
         for watchers in self._watches.values():
             for watch in watchers:
                 watch.event.set()

@@ -51,6 +51,11 @@ class Worker:
         self._wake = asyncio.Event()
         self._active: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Whether runs may be claimable beyond what the last claim took: it filled every free
+        # slot, or could not be made (no slot free, an error). A freed slot wakes the loop only
+        # then; a claim that took fewer than it asked for took everything there was, and new
+        # runs wake the loop themselves.
+        self._maybe_more = False
         notifier.on_work(self._wake.set)
 
     async def run(self) -> None:
@@ -60,7 +65,7 @@ class Worker:
             while True:
                 self._wake.clear()
                 claimed = await self._claim_some()
-                if claimed and len(self._active) < self._concurrency:
+                if claimed and self._maybe_more and len(self._active) < self._concurrency:
                     continue
                 # The timeout first: a cancellation while it is computed must not leave an
                 # un-awaited wait() coroutine behind.
@@ -90,6 +95,7 @@ class Worker:
 
     async def _claim_some(self) -> int:
         free = self._concurrency - len(self._active)
+        self._maybe_more = True
         if free <= 0:
             return 0
         now = self._clock.now()
@@ -103,6 +109,7 @@ class Worker:
         except Exception:
             log.exception("worker.claim_failed", extra={"owner": self.owner})
             return 0
+        self._maybe_more = len(runs) == free
         for run in runs:
             task = asyncio.create_task(self._executor.execute(run), name=f"run:{run['id']}")
             self._active.add(task)
@@ -111,7 +118,8 @@ class Worker:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
-        self._wake.set()
+        if self._maybe_more:
+            self._wake.set()
 
     async def _drain(self) -> None:
         for task in list(self._active):

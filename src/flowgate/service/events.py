@@ -259,18 +259,21 @@ async def create_wait(
         idempotency_key=None,
     )
     try:
-        return await svc.store.create_job_wait(row)
+        created = await svc.store.create_job_wait(row)
     except EventKeyTaken as exc:
         raise errors.Conflict("an event trigger with this key is already waiting") from exc
+    svc.notifier.waits_opened()
+    return created
 
 
 async def expire_due_waits(svc: Services, *, every: float, batch: int = 1000) -> None:
     """Time out waits as they expire: sleep until the next expiry (at most ``every`` seconds;
     woken early when this process opens new waits), end every due one in bulk, announce them.
     Runs until cancelled. Every process with workers runs one; the compare-and-set on
-    ``waiting`` lets them race harmlessly."""
+    ``waiting`` lets them race harmlessly. Only opened waits wake it, not every new run: its
+    sweep is a write, and on SQLite a write queues behind, or ahead of, the runs' own."""
     woken = asyncio.Event()
-    svc.notifier.on_work(woken.set)
+    svc.notifier.on_waits(woken.set)
     while True:
         woken.clear()
         pause = every

@@ -400,15 +400,20 @@ class StepView:
 async def get_run(svc: Services, principal: Principal, run_id: str) -> RunDetail:
     """Raises NotFound ("Run not found")."""
     principal.require("runs:read")
-    run = await svc.store.get_run(principal.project_id, run_id)
-    if run is None:
+    found = await svc.store.get_run_with_steps(principal.project_id, run_id)
+    if found is None:
         raise errors.NotFound("Run not found")
-    return await describe_run(svc, run)
+    run, rows = found
+    return await describe_run(svc, run, rows)
 
 
-async def describe_run(svc: Services, run: RunRow) -> RunDetail:
+async def describe_run(
+    svc: Services, run: RunRow, rows: Sequence[StepRunRow] | None = None
+) -> RunDetail:
+    """The run with a view of every step; ``rows`` are its attempts when already read."""
     workflow = await svc.catalog.get(run["project_id"], run["workflow_id"], run["workflow_version"])
-    rows = await svc.store.list_step_runs(run["id"]) if run["started_at"] else []
+    if rows is None:
+        rows = await svc.store.list_step_runs(run["id"]) if run["started_at"] else []
     latest = {row["step_id"]: row for row in rows}
     not_started = (
         StepStatus.CANCELED if run["status"] == RunStatus.CANCELED else StepStatus.PENDING

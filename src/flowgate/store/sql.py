@@ -935,6 +935,22 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
             query = query.where(t.runs.c.project_id == project_id)
         return cast(RunRow | None, await self._one(query))
 
+    async def get_run_with_steps(
+        self, project_id: str, run_id: str
+    ) -> tuple[RunRow, list[StepRunRow]] | None:
+        r, s = t.runs.c, t.step_runs.c
+        run_query = t.runs.select().where(r.id == run_id, r.project_id == project_id)
+        steps_query = t.step_runs.select().where(s.run_id == run_id).order_by(s.position, s.attempt)
+
+        def work(conn: Connection) -> tuple[RunRow, list[StepRunRow]] | None:
+            run = _first(conn, run_query)
+            if run is None:
+                return None
+            steps = _every(conn, steps_query) if run["started_at"] else []
+            return cast(RunRow, run), cast(list[StepRunRow], steps)
+
+        return await self.read(work)
+
     async def list_runs(self, project_id: str, where: RunFilter, page: Page) -> list[RunRow]:
         r = t.runs.c
         query = (

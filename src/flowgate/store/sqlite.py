@@ -34,14 +34,25 @@ _READERS = 4
 _BEGIN = "sqlite_begin"
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
+def _on_connect(synchronous: str) -> Callable[[Any, Any], None]:
+    """Each new connection: WAL, ``synchronous`` (NORMAL: no fsync per commit, so a commit
+    survives the process's death but not the machine's; FULL: it survives both), foreign keys,
+    and a wait for the file lock instead of an immediate error."""
+    pragma = _SYNCHRONOUS[synchronous.lower()]
+
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={pragma}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return configure
 
 
 def _private_file(url: sa.URL) -> Callable[..., None]:
@@ -96,7 +107,7 @@ def _translate(exc: BaseException) -> BaseException:
 class SqliteStore(SqlStore):
     is_sqlite = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, synchronous: str = "normal") -> None:
         self.engine = sa.create_engine(
             sync_url(url),
             json_serializer=json_dumps,
@@ -108,7 +119,7 @@ class SqliteStore(SqlStore):
             connect_args={"check_same_thread": False},
         )
         sa.event.listen(self.engine, "do_connect", _private_file(self.engine.url))
-        sa.event.listen(self.engine, "connect", _on_connect)
+        sa.event.listen(self.engine, "connect", _on_connect(synchronous))
         sa.event.listen(self.engine, "begin", _on_begin)
         self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
