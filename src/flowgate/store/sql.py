@@ -9,6 +9,7 @@ statement.
 from __future__ import annotations
 
 import abc
+import functools
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -935,19 +936,31 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
             query = query.where(t.runs.c.project_id == project_id)
         return cast(RunRow | None, await self._one(query))
 
+    @functools.cached_property
+    def _run_and_steps(self) -> tuple[sa.Executable, sa.Executable]:
+        r, s = t.runs.c, t.step_runs.c
+        run_id = sa.bindparam("run_id", type_=sa.String())
+        run_query = t.runs.select().where(
+            r.id == run_id, r.project_id == sa.bindparam("project_id", type_=sa.String())
+        )
+        steps_query = t.step_runs.select().where(s.run_id == run_id).order_by(s.position, s.attempt)
+        return run_query, steps_query
+
     async def get_run_with_steps(
         self, project_id: str, run_id: str
     ) -> tuple[RunRow, list[StepRunRow]] | None:
-        r, s = t.runs.c, t.step_runs.c
-        run_query = t.runs.select().where(r.id == run_id, r.project_id == project_id)
-        steps_query = t.step_runs.select().where(s.run_id == run_id).order_by(s.position, s.attempt)
+        run_query, steps_query = self._run_and_steps
+        params = {"run_id": run_id, "project_id": project_id}
 
         def work(conn: Connection) -> tuple[RunRow, list[StepRunRow]] | None:
-            run = _first(conn, run_query)
-            if run is None:
+            found = conn.execute(run_query, params).first()
+            if found is None:
                 return None
-            steps = _every(conn, steps_query) if run["started_at"] else []
-            return cast(RunRow, run), cast(list[StepRunRow], steps)
+            run = cast(RunRow, _row(found))
+            if not run["started_at"]:
+                return run, []
+            steps = [_row(step) for step in conn.execute(steps_query, params)]
+            return run, cast(list[StepRunRow], steps)
 
         return await self.read(work)
 
@@ -1206,71 +1219,83 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
 
     # worker ---------------------------------------------------------------------------------
 
-    def claimable(self, now: datetime) -> sa.ColumnElement[bool]:
-        """Runs a worker may take: pending ones, waiting ones whose time came, and running ones
-        whose lease lapsed."""
+    # The hot statements of the engine are built once per store with bound parameters: building
+    # a SQLAlchemy statement (and its cache key) costs more than running it on SQLite.
+
+    @functools.cached_property
+    def _claim(self) -> sa.Executable:
+        """Take up to ``:limit`` claimable runs, priority then age: pending ones, waiting ones
+        whose time came, and running ones whose lease lapsed. ``SKIP LOCKED`` lets PostgreSQL
+        workers pass each other's candidates; SQLite renders no locking clause (its writes are
+        serial), and the outer ``claimable`` re-check covers both."""
         r = t.runs.c
-        return sa.or_(
+        now = sa.bindparam("now", type_=t.UTCMillis())
+        claimable = sa.or_(
             r.status == RunStatus.PENDING,
             sa.and_(r.status == RunStatus.WAITING, r.wake_at <= now),
             sa.and_(r.status == RunStatus.RUNNING, r.lease_expires_at < now),
         )
-
-    async def next_wake_at(self) -> datetime | None:
-        """When the earliest waiting run wants to be resumed."""
-        r = t.runs.c
-        query = sa.select(sa.func.min(r.wake_at)).where(r.status == RunStatus.WAITING)
-        found = await self._one(query)
-        return None if found is None else cast("datetime | None", next(iter(found.values())))
-
-    def claim_values(self, *, owner: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
-        r = t.runs.c
-        return {
-            "status": RunStatus.RUNNING.value,
-            "lease_owner": owner,
-            "lease_expires_at": lease_until,
-            "lease_epoch": r.lease_epoch + 1,
-            "started_at": sa.func.coalesce(
-                r.started_at, sa.bindparam("now_started", now, type_=t.UTCMillis())
-            ),
-        }
-
-    def claim_statement(
-        self, *, owner: str, limit: int, now: datetime, lease_until: datetime
-    ) -> sa.Executable:
-        """Take up to ``limit`` claimable runs, priority then age. ``SKIP LOCKED`` lets
-        PostgreSQL workers pass each other's candidates; SQLite renders no locking clause
-        (its writes are serial), and the outer ``claimable`` re-check covers both."""
-        r = t.runs.c
         candidates = (
             sa.select(r.id)
-            .where(self.claimable(now))
+            .where(claimable)
             .order_by(r.priority.desc(), r.created_at, r.id)
-            .limit(limit)
+            .limit(sa.bindparam("limit", type_=sa.Integer()))
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
         return (
             t.runs.update()
-            .where(r.id.in_(candidates), self.claimable(now))
-            .values(**self.claim_values(owner=owner, now=now, lease_until=lease_until))
+            .where(r.id.in_(candidates), claimable)
+            .values(
+                status=RunStatus.RUNNING.value,
+                lease_owner=sa.bindparam("owner", type_=sa.String()),
+                lease_expires_at=sa.bindparam("lease_until", type_=t.UTCMillis()),
+                lease_epoch=r.lease_epoch + 1,
+                started_at=sa.func.coalesce(r.started_at, now),
+            )
             .returning(*t.runs.c)
         )
+
+    @functools.cached_property
+    def _next_wake(self) -> sa.Executable:
+        r = t.runs.c
+        return sa.select(sa.func.min(r.wake_at)).where(r.status == RunStatus.WAITING)
+
+    async def next_wake_at(self) -> datetime | None:
+        """When the earliest waiting run wants to be resumed."""
+        found = await self._one(self._next_wake)
+        return None if found is None else cast("datetime | None", next(iter(found.values())))
 
     async def claim_runs(
         self, *, owner: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[RunRow]:
-        statement = self.claim_statement(owner=owner, limit=limit, now=now, lease_until=lease_until)
-        return cast(list[RunRow], await self.write(lambda conn: _every(conn, statement)))
+        params = {"owner": owner, "limit": limit, "now": now, "lease_until": lease_until}
+        return cast(
+            list[RunRow],
+            await self.write(
+                lambda conn: [_row(found) for found in conn.execute(self._claim, params)]
+            ),
+        )
 
-    def _guard(self, lease: Lease) -> sa.ColumnElement[bool]:
+    @functools.cached_property
+    def _leased(self) -> sa.ColumnElement[bool]:
+        """The run is still ours (``_lease_params``). The parameters are not named after columns:
+        an UPDATE's parameters with a column's name would join its SET clause."""
         r = t.runs.c
         return sa.and_(
-            r.id == lease.run_id,
-            r.lease_owner == lease.owner,
-            r.lease_epoch == lease.epoch,
+            r.id == sa.bindparam("held_run", type_=sa.String()),
+            r.lease_owner == sa.bindparam("held_by", type_=sa.String()),
+            r.lease_epoch == sa.bindparam("held_epoch", type_=sa.Integer()),
             r.status == RunStatus.RUNNING,
         )
+
+    @staticmethod
+    def _lease_params(lease: Lease) -> dict[str, Any]:
+        return {"held_run": lease.run_id, "held_by": lease.owner, "held_epoch": lease.epoch}
+
+    @functools.cached_property
+    def _step_upsert(self) -> Any:
+        return self.upsert(t.step_runs, ("run_id", "step_id", "attempt"))
 
     async def save_progress(self, lease: Lease, progress: RunProgress) -> bool:
         """Commit finished steps and run changes if the lease still holds; False if it does not."""
@@ -1279,9 +1304,10 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
             changes |= {"lease_owner": None, "lease_expires_at": None}
         if progress.wait_for_run is not None and progress.now is not None:
             changes["wake_at"] = _wake_if_ended(progress.wait_for_run, progress.now)
-        update = t.runs.update().where(self._guard(lease)).values(**changes)
+        update = t.runs.update().where(self._leased).values(**changes)
+        lease_params = self._lease_params(lease)
         steps = [dict(s) for s in progress.steps]
-        upsert = self.upsert(t.step_runs, ("run_id", "step_id", "attempt"))
+        upsert = self._step_upsert
         wake = None
         if progress.wake_run is not None and progress.now is not None:
             r = t.runs.c
@@ -1319,7 +1345,7 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
         def work(conn: Connection) -> None:
             if lock_other is not None:
                 conn.execute(lock_other)
-            if conn.execute(update).rowcount != 1:
+            if conn.execute(update, lease_params).rowcount != 1:
                 raise _LeaseLost
             if ended_in_flight is not None:
                 conn.execute(ended_in_flight)
@@ -1346,8 +1372,9 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
         return True
 
     async def renew_lease(self, lease: Lease, *, lease_until: datetime) -> bool:
-        update = t.runs.update().where(self._guard(lease)).values(lease_expires_at=lease_until)
-        return await self.write(lambda conn: conn.execute(update).rowcount == 1)
+        update = t.runs.update().where(self._leased).values(lease_expires_at=lease_until)
+        params = self._lease_params(lease)
+        return await self.write(lambda conn: conn.execute(update, params).rowcount == 1)
 
     async def latest_runs(self, project_id: str, workflow_ids: Sequence[str]) -> list[RunRow]:
         """The newest run of each of these workflows (none for a workflow without runs), in
