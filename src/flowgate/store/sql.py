@@ -78,6 +78,8 @@ _SAME_KEY = sa.and_(
 _DELETE_EXPIRED_KEY = t.idempotency_keys.delete().where(
     _SAME_KEY, _ik.expires_at <= sa.bindparam("now", type_=t.UTCMillis())
 )
+_INSERT_RUN = t.runs.insert()
+_INSERT_STEP_RUN = t.step_runs.insert()
 _IDEMPOTENCY_RUN = sa.select(_ik.run_id, _ik.input).where(_SAME_KEY)
 
 
@@ -891,7 +893,7 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
             }
             conn.execute(_DELETE_EXPIRED_KEY, {**key, "now": run["created_at"]})
             inserted = conn.execute(
-                self.insert_ignore(t.idempotency_keys),
+                self._insert_idempotency_key,
                 {
                     **key,
                     "run_id": run["id"],
@@ -904,10 +906,14 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
                 existing = conn.execute(_IDEMPOTENCY_RUN, key).one()
                 found = _first(conn, t.runs.select().where(t.runs.c.id == existing.run_id))
                 return InsertedRun(run=found, replayed=True, stored_input=existing.input)
-        conn.execute(t.runs.insert(), run)
+        conn.execute(_INSERT_RUN, run)
         if new.steps:
-            conn.execute(t.step_runs.insert(), [dict(step) for step in new.steps])
+            conn.execute(_INSERT_STEP_RUN, [dict(step) for step in new.steps])
         return InsertedRun(run=run)
+
+    @functools.cached_property
+    def _insert_idempotency_key(self) -> Any:
+        return self.insert_ignore(t.idempotency_keys)
 
     async def get_idempotent_run(
         self, project_id: str, workflow_id: str, key: str, *, now: datetime
