@@ -310,7 +310,7 @@ def _pg_span_row(key: str, label: str, url: str, workflow_id: str) -> Row:
     )
 
 
-# --- S: latency, events, webhooks, dialects (the shared SQLite server, 4 workers) ---------
+# --- S: latency, events, webhooks, dialects (the shared SQLite server, 16 worker slots) ---------
 
 
 @scenario("S1", "x-api-wait: true on the 3-step workflow, 1 and 16 clients (SQLite)")
@@ -438,7 +438,7 @@ def m1(bench: Bench) -> list[Row]:
             rate=rss,
             unit="MB",
             count=runs,
-            note="VmHWM of `flowgate serve` (4 workers); measured once",
+            note="VmHWM of `flowgate serve` (16 worker slots); measured once",
         )
     ]
     with targets.flowgate_server(

@@ -19,7 +19,8 @@ import httpx
 
 from bench import procs
 
-FLOWGATE_WORKERS = 4
+FLOWGATE_WORKERS = 16
+"""flowgate's default ``FLOWGATE_WORKERS``: the benchmarked server runs as shipped."""
 UNFINISHED = ("queued", "pending", "running", "waiting")
 UNSUCCESSFUL = ("failed", "canceled", "timed_out")
 _RATE_LIMIT_OFF = "1000000000"
@@ -172,7 +173,7 @@ def worker_processes(workdir: Path, database_url: str, *, count: int) -> Iterato
     """``count`` ``flowgate worker`` processes on ``database_url``, stopped on exit."""
     env = _clean_env() | {
         "FLOWGATE_DATABASE_URL": database_url,
-        "FLOWGATE_WORKERS": "8",
+        "FLOWGATE_WORKERS": str(FLOWGATE_WORKERS),
         "FLOWGATE_LOG_LEVEL": "warning",
     }
     started = []

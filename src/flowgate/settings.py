@@ -27,7 +27,10 @@ class Settings(BaseSettings):
         None, description="If set, a key with exactly this value and the admin scope exists."
     )
     workers: int = Field(
-        4, ge=0, le=256, description="In-process worker concurrency; 0 = API only."
+        16,
+        ge=0,
+        le=256,
+        description="In-process worker concurrency (runs executed at once); 0 = API only.",
     )
     max_wait_secs: float = Field(
         60, gt=0, description="Longest `x-api-wait` a request may ask for."
