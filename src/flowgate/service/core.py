@@ -92,7 +92,11 @@ def build_services(
 ) -> Services:
     """Wire the parts together; opens no connection yet. Raises FunctionLoadError when a python
     function module cannot be loaded."""
-    store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    store = open_store(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        worker_slots=settings.workers,
+    )
     the_clock = clock or Clock()
     notifier = InProcessNotifier()
     templates = TemplateEngine(strict=settings.strict_templates)

@@ -53,7 +53,7 @@ class PostgresStore(SqlStore):
             # Bound values are inputs, outputs and env: never in an error text or a log.
             hide_parameters=True,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=10,
             pool_pre_ping=True,
         )
 
