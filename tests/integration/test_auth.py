@@ -88,7 +88,7 @@ def as_key(secret: str) -> dict[str, str]:
 
 
 async def test_request_without_key_returns_401(server: ThreadedServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
         response = await anonymous.get("/api/v1/workflows")
 
     assert (response.status_code, error_of(response)) == (401, UNAUTHORIZED)
@@ -107,7 +107,7 @@ async def test_request_empty_key_returns_401(client: httpx.AsyncClient) -> None:
 
 
 async def test_request_bearer_key_returns_200(server: ThreadedServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
         response = await anonymous.get(
             "/api/v1/workflows", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         )
@@ -117,7 +117,7 @@ async def test_request_bearer_key_returns_200(server: ThreadedServer) -> None:
 
 
 async def test_request_bearer_unknown_key_returns_401(server: ThreadedServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
         response = await anonymous.get(
             "/api/v1/workflows", headers={"Authorization": "Bearer fgk_unknown"}
         )
@@ -127,7 +127,7 @@ async def test_request_bearer_unknown_key_returns_401(server: ThreadedServer) ->
 
 @pytest.mark.parametrize("header", ["X-API-KEY", "X-Api-Key", "x-api-key"])
 async def test_request_key_header_any_case_returns_200(server: ThreadedServer, header: str) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
         response = await anonymous.get("/api/v1/workflows", headers={header: ADMIN_KEY})
 
     assert response.status_code == 200, response.text

@@ -150,7 +150,7 @@ async def test_metrics_queued_run_and_waiting_event_show_in_the_database_gauges(
 
 
 async def test_metrics_needs_no_api_key(server: Any) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
         response = await anonymous.get("/metrics")
 
     assert response.status_code == 200

@@ -517,7 +517,7 @@ async def test_get_seed_request_returns_the_trigger(client: httpx.AsyncClient) -
 async def test_get_with_bearer_key(client: httpx.AsyncClient) -> None:
     await wait_job(client, "string")
 
-    async with httpx.AsyncClient(base_url=str(client.base_url)) as bearer:
+    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30) as bearer:
         response = await bearer.get(
             "/v1/events/string", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         )
@@ -678,7 +678,7 @@ async def test_send_with_bearer_key_and_form_content_type(client: httpx.AsyncCli
     sender = await make_key(client, "events:write")
     await wait_job(client, "bearer")
 
-    async with httpx.AsyncClient(base_url=str(client.base_url)) as bearer:
+    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30) as bearer:
         response = await bearer.post(
             "/v1/events/bearer/send",
             content=b'{"payload": {"ok": 1}}',
@@ -1117,7 +1117,7 @@ async def test_no_or_unknown_key_is_401(server: ThreadedServer) -> None:
         {"x-api-key": ""},
         {"Authorization": f"Basic {ADMIN_KEY}"},
     ]
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as anonymous:
         for method, path in routes:
             for headers in keys:
                 response = await anonymous.request(method, path, headers=headers, json={})
