@@ -88,7 +88,8 @@ class RunWatch:
     async def wait(self, seconds: float) -> bool:
         """True if the run ended within ``seconds``."""
         try:
-            await asyncio.wait_for(self.event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.event.wait()
         except TimeoutError:
             return False
         return True
@@ -116,7 +117,8 @@ class ChangeWatch:
         """True if something changed since the last ``wait`` (or within ``seconds``). A change
         that comes while the caller re-reads is kept for the next call, so none is missed."""
         try:
-            await asyncio.wait_for(self._changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
         except TimeoutError:
             return False
         self._changed.clear()

@@ -65,6 +65,8 @@ class Services:
         default_factory=lambda: TTLCache(ttl=SETTLED_STATS_TTL_SECS, max_size=1_000)
     )
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    #: This process's worker, when it runs one: runs started here may go straight to it.
+    local_worker: Worker | None = None
 
     def new_worker(self, concurrency: int) -> Worker:
         return Worker(
@@ -197,7 +199,8 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
     if workers > 0:
         from flowgate.service.runs import keep_queues_moving
 
-        tasks.append(asyncio.create_task(svc.new_worker(workers).run(), name="worker"))
+        svc.local_worker = svc.new_worker(workers)
+        tasks.append(asyncio.create_task(svc.local_worker.run(), name="worker"))
         tasks.append(
             asyncio.create_task(
                 keep_queues_moving(svc, every=svc.settings.poll_interval_secs * 5),
@@ -227,6 +230,7 @@ async def running(svc: Services, *, workers: int) -> AsyncIterator[Services]:
     try:
         yield svc
     finally:
+        svc.local_worker = None
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -288,4 +288,5 @@ async def expire_due_waits(svc: Services, *, every: float, batch: int = 1000) ->
         except Exception:
             log.exception("events.expire_failed")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), pause)
+            async with asyncio.timeout(pause):
+                await woken.wait()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from flowgate import errors, ids
 from flowgate.engine import metrics
 from flowgate.engine.definition import CompiledWorkflow
+from flowgate.engine.worker import Worker
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
 from flowgate.service.jsondiff import differences, json_equal
@@ -152,7 +153,15 @@ async def create_runs(
         limit = RunQuota(
             project_id=project_id, limit=quota, since=day_start, all_or_nothing=all_or_nothing
         )
-    inserted = await svc.store.insert_runs(news, quota=limit)
+    worker = svc.local_worker
+    adopting = _reserve_slots(worker, news)
+    try:
+        inserted = await svc.store.insert_runs(_as_written(worker, news, adopting), quota=limit)
+    except BaseException:
+        if worker is not None:
+            worker.release(sum(adopting))
+        raise
+    inserted, all_adopted = _hand_to_worker(worker, news, adopting, inserted)
     promoted: frozenset[str] = frozenset()
     for workflow_id, version in {
         (item.run["workflow_id"], item.run["workflow_version"])
@@ -160,12 +169,59 @@ async def create_runs(
         if item is not None and not item.replayed and item.run["status"] == RunStatus.QUEUED
     }:
         promoted |= await _promote(svc, project_id, workflow_id, version)
-    svc.notifier.work_available()
+    if promoted or not all_adopted:
+        svc.notifier.work_available()
     for item in inserted:
         if item is not None and not item.replayed:
             metrics.RUNS_STARTED.labels(item.run["workflow_id"], item.run["source"]).inc()
     refused = _quota_exceeded(quota, len(news) if all_or_nothing else 1)
     return [refused if item is None else _with_promotion(item, promoted) for item in inserted]
+
+
+def _reserve_slots(worker: Worker | None, news: Sequence[NewRun]) -> list[bool]:
+    """Which of ``news`` this process's worker takes as they are inserted: pending runs (not
+    held back by a limit) while it has free slots and nothing else waits to be claimed."""
+    if worker is None:
+        return [False] * len(news)
+    return [new.row["status"] == RunStatus.PENDING and worker.reserve() for new in news]
+
+
+def _as_written(
+    worker: Worker | None, news: Sequence[NewRun], adopting: Sequence[bool]
+) -> list[NewRun]:
+    """``news`` with the adopted ones already claimed by ``worker``: no claim follows."""
+    if worker is None:
+        return list(news)
+    return [
+        dataclasses.replace(new, row=worker.as_claimed(new.row)) if adopt else new
+        for new, adopt in zip(news, adopting, strict=True)
+    ]
+
+
+def _hand_to_worker(
+    worker: Worker | None,
+    news: Sequence[NewRun],
+    adopting: Sequence[bool],
+    inserted: Sequence[InsertedRun | None],
+) -> tuple[list[InsertedRun | None], bool]:
+    """Give ``worker`` the runs inserted leased to it and answer each as accepted (pending:
+    the 201 says it was not held back). A slot whose run was not inserted (its idempotency key
+    or due time already had a run, the quota refused it) is given back. Also says whether every
+    run was adopted: then no worker needs waking."""
+    if worker is None:
+        return list(inserted), False
+    answers: list[InsertedRun | None] = []
+    all_adopted = True
+    for new, adopt, item in zip(news, adopting, inserted, strict=True):
+        ours = item is not None and not item.replayed and item.run["id"] == new.row["id"]
+        if adopt and ours and item is not None:
+            worker.adopt(item.run)
+            item = InsertedRun(run=new.row)
+        elif adopt:
+            worker.release(1)
+        all_adopted = all_adopted and adopt and ours
+        answers.append(item)
+    return answers, all_adopted
 
 
 def _quota_exceeded(quota: int | None, wanted: int) -> errors.QuotaExceeded:

@@ -52,7 +52,8 @@ class Scheduler:
                 log.exception("scheduler.failed")
                 idle = poll
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
 
     async def _idle(self, poll: float) -> float:
         at = await self._svc.store.next_schedule_at()

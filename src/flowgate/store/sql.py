@@ -810,7 +810,8 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
                 if allowance is not None and not inserted.replayed:
                     allowance -= 1
                 results.append(inserted)
-            self.announce(conn, WORK_CHANNEL)
+            if any(new.row["status"] != RunStatus.RUNNING for new in runs):
+                self.announce(conn, WORK_CHANNEL)  # runs inserted already claimed need no worker
             return results
 
         return await self.write(work)
