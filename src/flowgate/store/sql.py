@@ -1306,13 +1306,17 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
 
     async def save_progress(self, lease: Lease, progress: RunProgress) -> bool:
         """Commit finished steps and run changes if the lease still holds; False if it does not."""
-        changes = dict(progress.run_changes) or {"lease_epoch": t.runs.c.lease_epoch}
+        changes = dict(progress.run_changes)
         if changes.get("status") in _RELEASING:
             changes |= {"lease_owner": None, "lease_expires_at": None}
+        lease_params = self._lease_params(lease)
+        update: sa.Executable
         if progress.wait_for_run is not None and progress.now is not None:
             changes["wake_at"] = _wake_if_ended(progress.wait_for_run, progress.now)
-        update = t.runs.update().where(self._leased).values(**changes)
-        lease_params = self._lease_params(lease)
+            update = t.runs.update().where(self._leased).values(**changes)
+        else:
+            update = self._run_update(frozenset(changes))
+            lease_params |= {f"new_{name}": value for name, value in changes.items()}
         steps = [dict(s) for s in progress.steps]
         upsert = self._step_upsert
         wake = None
@@ -1334,28 +1338,22 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
                 sa.select(r.id).where(r.id == progress.wait_for_run).with_for_update(read=True)
             )
 
-        ended_in_flight = None
-        if status in TERMINAL_VALUES:
-            # An attempt still shown running or waiting when the run ends (a crash ended it)
-            # ends with it; the steps this commit writes come after and win.
-            s = t.step_runs.c
-            ended_in_flight = (
-                t.step_runs.update()
-                .where(s.run_id == lease.run_id, s.status.in_(IN_FLIGHT_STEP_VALUES))
-                .values(
-                    status=StepStatus.FAILED.value,
-                    error=changes.get("error"),
-                    completed_at=changes.get("completed_at"),
-                )
-            )
+        ends = status in TERMINAL_VALUES
+        in_flight = {
+            "ended_run": lease.run_id,
+            "end_error": changes.get("error"),
+            "end_at": changes.get("completed_at"),
+        }
 
         def work(conn: Connection) -> None:
             if lock_other is not None:
                 conn.execute(lock_other)
             if conn.execute(update, lease_params).rowcount != 1:
                 raise _LeaseLost
-            if ended_in_flight is not None:
-                conn.execute(ended_in_flight)
+            if ends:
+                # An attempt still shown running or waiting when the run ends (a crash ended
+                # it) ends with it; the steps this commit writes come after and win.
+                conn.execute(self._end_in_flight_steps, in_flight)
             if steps:
                 conn.execute(upsert, steps)
             if progress.event_waits:
@@ -1378,9 +1376,44 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
             return False
         return True
 
+    def _run_update(self, columns: frozenset[str]) -> sa.Executable:
+        """The leased run's update of these columns, from parameters ``new_<column>``; built
+        once per set of columns (a handful: ending, parking, a crash, a renewal)."""
+        found = self._run_updates.get(columns)
+        if found is None:
+            c = t.runs.c
+            values: dict[str, Any] = {
+                name: sa.bindparam(f"new_{name}", type_=c[name].type) for name in columns
+            }
+            found = (
+                t.runs.update().where(self._leased).values(values or {"lease_epoch": c.lease_epoch})
+            )
+            self._run_updates[columns] = found
+        return found
+
+    @functools.cached_property
+    def _run_updates(self) -> dict[frozenset[str], sa.Executable]:
+        return {}
+
+    @functools.cached_property
+    def _end_in_flight_steps(self) -> sa.Executable:
+        s = t.step_runs.c
+        return (
+            t.step_runs.update()
+            .where(
+                s.run_id == sa.bindparam("ended_run", type_=sa.String()),
+                s.status.in_(IN_FLIGHT_STEP_VALUES),
+            )
+            .values(
+                status=StepStatus.FAILED.value,
+                error=sa.bindparam("end_error", type_=s.error.type),
+                completed_at=sa.bindparam("end_at", type_=s.completed_at.type),
+            )
+        )
+
     async def renew_lease(self, lease: Lease, *, lease_until: datetime) -> bool:
-        update = t.runs.update().where(self._leased).values(lease_expires_at=lease_until)
-        params = self._lease_params(lease)
+        update = self._run_update(frozenset({"lease_expires_at"}))
+        params = self._lease_params(lease) | {"new_lease_expires_at": lease_until}
         return await self.write(lambda conn: conn.execute(update, params).rowcount == 1)
 
     async def latest_runs(self, project_id: str, workflow_ids: Sequence[str]) -> list[RunRow]:
