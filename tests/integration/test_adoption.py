@@ -13,7 +13,7 @@ import pytest
 
 from flowgate.service.core import Services, build_services, running
 from flowgate.service.examples import ADMIN
-from flowgate.service.runs import StartRun, start_run
+from flowgate.service.runs import StartRun, start_run, start_run_and_wait
 from flowgate.service.workflows import WriteWorkflow
 from flowgate.service.workflows import create_workflow as create_workflow_svc
 from flowgate.settings import Settings
@@ -181,3 +181,35 @@ async def _stored(settings: Callable[..., Settings], run_id: str) -> RunRow:
         run = await reader.store.get_run(ADMIN.project_id, run_id)
     assert run is not None
     return run
+
+
+async def test_a_run_started_and_waited_for_is_read_once_when_it_ends(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    read = svc.store.get_run_with_steps
+
+    async def counted(project_id: str, run_id: str) -> Any:
+        found = await read(project_id, run_id)
+        reads.append(found[0]["status"] if found else "missing")
+        return found
+
+    monkeypatch.setattr(svc.store, "get_run_with_steps", counted)
+    await _settled(svc)
+
+    started, detail = await start_run_and_wait(svc, ADMIN, StartRun(workflow="wf_a"), 30)
+    again, _ = await start_run_and_wait(
+        svc, ADMIN, StartRun(workflow="wf_a", idempotency_key="k2"), 30
+    )
+    same, finished = await start_run_and_wait(
+        svc, ADMIN, StartRun(workflow="wf_a", idempotency_key="k2"), 30
+    )
+
+    assert (started.replayed, detail.run["status"]) == (False, "completed")
+    assert (same.replayed, same.run["id"], finished.run["status"]) == (
+        True,
+        again.run["id"],
+        "completed",
+    )
+    # One read for each new run (when it ended); the idempotent resend's run had ended: one.
+    assert reads == ["completed", "completed", "completed"]

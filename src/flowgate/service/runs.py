@@ -59,6 +59,8 @@ class StartRun:
     parent_run_id: str | None = None
     #: A schedule's due time: one run per due time, whoever asks (store: ``schedule_fires``).
     fire: ScheduleFire | None = None
+    #: The new run's id, chosen before it exists (``start_run_and_wait`` watches it first).
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,7 +333,7 @@ def _new_run(
     env = {**compiled.env, **(cmd.env or {})}
     queued = compiled.concurrency is not None
     run = RunRow(
-        id=ids.new_id("run"),
+        id=cmd.run_id or ids.new_id("run"),
         project_id=principal.project_id,
         workflow_id=workflow["id"],
         workflow_version=workflow["version"],
@@ -526,6 +528,22 @@ async def _queued_reason(svc: Services, run: RunRow, workflow: CompiledWorkflow)
         "position": position,
         "limit": limits.total_limit,
     }
+
+
+async def start_run_and_wait(
+    svc: Services, principal: Principal, cmd: StartRun, seconds: float
+) -> tuple[StartedRun, RunDetail]:
+    """``start_run``, then ``wait_for_run`` (``x-api-wait``), with the watch opened before the
+    insert: a new run's end cannot pass unseen, so the run is read once, when it has ended (or
+    at the deadline), not also right after it started. A run an idempotency key answered with
+    is waited for as any other."""
+    run_id = ids.new_id("run")
+    with svc.notifier.watch_run(run_id) as watch:
+        started = await start_run(svc, principal, dataclasses.replace(cmd, run_id=run_id))
+        if started.run["id"] == run_id:
+            await watch.wait(seconds)
+            return started, await get_run(svc, principal, run_id)
+    return started, await wait_for_run(svc, principal, started.run["id"], seconds)
 
 
 async def wait_for_run(

@@ -62,34 +62,24 @@ async def start_run(
 ) -> Response:
     wait = wait_seconds(x_api_wait, svc.settings.max_wait_secs)
     _refuse_unknown_fields(body)
-    started = await service.start_run(
-        svc,
-        who,
-        service.StartRun(
-            workflow=workflow_id,
-            input=body.input,
-            env=body.env,
-            connection_id=body.connection_id,
-            idempotency_key=body.idempotency_key or idempotency_key or None,
-            priority=body.priority,
-            source=x_flowgate_source or "api",
-        ),
+    cmd = service.StartRun(
+        workflow=workflow_id,
+        input=body.input,
+        env=body.env,
+        connection_id=body.connection_id,
+        idempotency_key=body.idempotency_key or idempotency_key or None,
+        priority=body.priority,
+        source=x_flowgate_source or "api",
     )
-    [run] = await service.explain_queued(svc, [started.run])
-    headers = {"X-Run-Id": run["id"], "Location": f"/api/v1/runs/{run['id']}"}
-    if started.replayed:
-        headers["Idempotent-Replayed"] = "true"
     if wait > 0:
-        return await _answer_after_wait(svc, who, run["id"], wait, headers)
+        started, detail = await service.start_run_and_wait(svc, who, cmd, wait)
+        finished = RunStatus(detail.run["status"]).is_terminal
+        headers = _run_headers(started)
+        return ok(views.run_detail(detail), status_code=200 if finished else 202, headers=headers)
+    started = await service.start_run(svc, who, cmd)
+    [run] = await service.explain_queued(svc, [started.run])
+    headers = _run_headers(started)
     return ok(views.started_run(run), status_code=200 if started.replayed else 201, headers=headers)
-
-
-async def _answer_after_wait(
-    svc: Services, who: Principal, run_id: str, wait: float, headers: dict[str, str]
-) -> Response:
-    detail = await service.wait_for_run(svc, who, run_id, wait)
-    finished = RunStatus(detail.run["status"]).is_terminal
-    return ok(views.run_detail(detail), status_code=200 if finished else 202, headers=headers)
 
 
 @router.post("/api/v1/workflows/{workflow_id}/run/batch", summary="Start up to 1,000 runs")
@@ -269,7 +259,10 @@ async def rerun_run(run_id: str, svc: ServicesDep, who: PrincipalDep) -> Respons
 
 def _run_headers(started: service.StartedRun) -> dict[str, str]:
     run_id = started.run["id"]
-    return {"X-Run-Id": run_id, "Location": f"/api/v1/runs/{run_id}"}
+    headers = {"X-Run-Id": run_id, "Location": f"/api/v1/runs/{run_id}"}
+    if started.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
 
 
 @router.post("/api/v1/runs/{run_id}/cancel", summary="Cancel a run that has not ended")
