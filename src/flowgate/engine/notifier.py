@@ -40,6 +40,14 @@ class Notifier(Protocol):
     def on_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (cheap, non-blocking) whenever work may be available."""
 
+    def runs_created(self) -> None:
+        """Runs were created that no worker needs to be told of (this process's worker took
+        them as they were inserted): wake what lists runs, not the workers."""
+
+    def on_runs_created(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (cheap, non-blocking) when runs may have been created: on
+        ``runs_created`` and on ``work_available``, which every other new run announces."""
+
     def schedules_changed(self) -> None:
         """A schedule trigger was written in this process: its scheduler looks again."""
 
@@ -136,6 +144,7 @@ class InProcessNotifier:
 
     def __init__(self) -> None:
         self._work_callbacks: list[Callable[[], None]] = []
+        self._created_callbacks: list[Callable[[], None]] = []
         self._schedule_callbacks: list[Callable[[], None]] = []
         self._wait_callbacks: list[Callable[[], None]] = []
         self._watches: dict[str, set[RunWatch]] = defaultdict(set)
@@ -144,9 +153,17 @@ class InProcessNotifier:
     def work_available(self) -> None:
         for callback in self._work_callbacks:
             callback()
+        self.runs_created()
 
     def on_work(self, callback: Callable[[], None]) -> None:
         self._work_callbacks.append(callback)
+
+    def runs_created(self) -> None:
+        for callback in self._created_callbacks:
+            callback()
+
+    def on_runs_created(self, callback: Callable[[], None]) -> None:
+        self._created_callbacks.append(callback)
 
     def schedules_changed(self) -> None:
         for callback in self._schedule_callbacks:

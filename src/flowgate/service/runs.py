@@ -173,6 +173,8 @@ async def create_runs(
         promoted |= await _promote(svc, project_id, workflow_id, version)
     if promoted or not all_adopted:
         svc.notifier.work_available()
+    else:
+        svc.notifier.runs_created()
     for item in inserted:
         if item is not None and not item.replayed:
             metrics.RUNS_STARTED.labels(item.run["workflow_id"], item.run["source"]).inc()

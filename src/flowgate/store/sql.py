@@ -810,8 +810,8 @@ class SqlStore(EventStoreMixin, InsightStoreMixin, abc.ABC):
                 if allowance is not None and not inserted.replayed:
                     allowance -= 1
                 results.append(inserted)
-            if any(new.row["status"] != RunStatus.RUNNING for new in runs):
-                self.announce(conn, WORK_CHANNEL)  # runs inserted already claimed need no worker
+            # Also for runs inserted already claimed: other processes' monitors list them.
+            self.announce(conn, WORK_CHANNEL)
             return results
 
         return await self.write(work)

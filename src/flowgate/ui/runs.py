@@ -439,7 +439,7 @@ def _work_signal(request: Request) -> _WorkSignal:
     signal: _WorkSignal | None = getattr(request.app.state, "ui_work_signal", None)
     if signal is None:
         signal = _WorkSignal()
-        svc_of(request).notifier.on_work(signal.notify)
+        svc_of(request).notifier.on_runs_created(signal.notify)
         request.app.state.ui_work_signal = signal
     return signal
 
