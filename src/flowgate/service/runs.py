@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from flowgate import errors, ids
 from flowgate.engine import metrics
 from flowgate.engine.definition import CompiledWorkflow
+from flowgate.engine.notifier import RunWatch
 from flowgate.engine.worker import Worker
 from flowgate.service.auth import Principal
 from flowgate.service.core import Services
@@ -532,20 +533,31 @@ async def _queued_reason(svc: Services, run: RunRow, workflow: CompiledWorkflow)
     }
 
 
+def watch_new_run(svc: Services) -> RunWatch:
+    """A watch on a run that does not exist yet: start it with ``StartRun(run_id=watch.run_id)``
+    inside the ``with``, then ``wait_for_started_run``. Its end cannot pass unseen."""
+    return svc.notifier.watch_run(ids.new_id("run"))
+
+
+async def wait_for_started_run(
+    svc: Services, principal: Principal, watch: RunWatch, started: StartedRun, seconds: float
+) -> RunDetail:
+    """``started`` once it has ended, or as it is after ``seconds``: read once, at the end, when
+    it is the new run ``watch`` has watched since before its insert; a run an idempotency key
+    answered with is read first, as ``wait_for_run`` does."""
+    if started.run["id"] != watch.run_id:
+        return await wait_for_run(svc, principal, started.run["id"], seconds)
+    await watch.wait(seconds)
+    return await get_run(svc, principal, watch.run_id)
+
+
 async def start_run_and_wait(
     svc: Services, principal: Principal, cmd: StartRun, seconds: float
 ) -> tuple[StartedRun, RunDetail]:
-    """``start_run``, then ``wait_for_run`` (``x-api-wait``), with the watch opened before the
-    insert: a new run's end cannot pass unseen, so the run is read once, when it has ended (or
-    at the deadline), not also right after it started. A run an idempotency key answered with
-    is waited for as any other."""
-    run_id = ids.new_id("run")
-    with svc.notifier.watch_run(run_id) as watch:
-        started = await start_run(svc, principal, dataclasses.replace(cmd, run_id=run_id))
-        if started.run["id"] == run_id:
-            await watch.wait(seconds)
-            return started, await get_run(svc, principal, run_id)
-    return started, await wait_for_run(svc, principal, started.run["id"], seconds)
+    """``start_run``, then wait for its end (``x-api-wait``) without reading it twice."""
+    with watch_new_run(svc) as watch:
+        started = await start_run(svc, principal, dataclasses.replace(cmd, run_id=watch.run_id))
+        return started, await wait_for_started_run(svc, principal, watch, started, seconds)
 
 
 async def wait_for_run(

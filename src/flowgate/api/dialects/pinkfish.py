@@ -31,6 +31,7 @@ from flowgate.api.errors import (
 from flowgate.api.responses import JSONResponse
 from flowgate.api.routes.hooks import arrival_of, body_chunks, read_body
 from flowgate.api.routes.runs import wait_seconds
+from flowgate.engine.notifier import RunWatch
 from flowgate.service import runs, uploads
 from flowgate.service.auth import Principal, authenticate
 from flowgate.service.core import Services
@@ -123,24 +124,26 @@ async def _call(
         principal.require("runs:read")
     query = _pairs(request.url.query, "query parameters")
     raw, body, files = await _read(svc, principal, request, target)
-    call = DialectCall(
-        source=SOURCE,
-        target=target,
-        by_trigger=target.startswith("trg_"),
-        run=StartRun(
-            workflow=target,
-            input={**query, **body},
-            idempotency_key=_idempotency_key(request),
-        ),
-        arrival=dataclasses.replace(arrival_of(request, raw), path=path),
-    )
-    try:
-        result = await start_dialect_run(svc, principal, call)
-    except errors.FlowgateError:
-        # A refused call keeps no files: nobody could be handed their URLs.
-        await uploads.delete_stored(svc, files)
-        raise
-    return await _answer(svc, principal, result, wait)
+    with runs.watch_new_run(svc) as watch:
+        call = DialectCall(
+            source=SOURCE,
+            target=target,
+            by_trigger=target.startswith("trg_"),
+            run=StartRun(
+                workflow=target,
+                input={**query, **body},
+                idempotency_key=_idempotency_key(request),
+                run_id=watch.run_id,
+            ),
+            arrival=dataclasses.replace(arrival_of(request, raw), path=path),
+        )
+        try:
+            result = await start_dialect_run(svc, principal, call)
+        except errors.FlowgateError:
+            # A refused call keeps no files: nobody could be handed their URLs.
+            await uploads.delete_stored(svc, files)
+            raise
+        return await _answer(svc, principal, result, wait, watch)
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -153,7 +156,7 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 async def _answer(
-    svc: Services, principal: Principal, result: DialectStarted, wait: float
+    svc: Services, principal: Principal, result: DialectStarted, wait: float, watch: RunWatch
 ) -> Response:
     run = result.started.run
     headers = {
@@ -166,7 +169,7 @@ async def _answer(
         headers["Idempotent-Replayed"] = "true"
     if wait <= 0:
         return Response(b"null", media_type="application/json", headers=headers)
-    detail = await runs.wait_for_run(svc, principal, run["id"], wait)
+    detail = await runs.wait_for_started_run(svc, principal, watch, result.started, wait)
     if not RunStatus(detail.run["status"]).is_terminal:
         return JSONResponse(TIMEOUT_BODY, headers=headers)
     body = sync_body(
