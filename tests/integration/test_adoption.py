@@ -54,16 +54,17 @@ def _quiet_services(settings: Settings) -> Services:
     listening = services.notifier.wake_everything
 
     def connected() -> None:
-        LISTENING.add(id(services))
+        LISTENING[id(services)] = services
         listening()
 
     services.notifier.wake_everything = connected  # type: ignore[method-assign]
     if services.store.is_sqlite:  # no listener
-        LISTENING.add(id(services))
+        LISTENING[id(services)] = services
     return services
 
 
-LISTENING: set[int] = set()
+#: Services whose listener is connected, by id (held, so no later instance reuses the id).
+LISTENING: dict[int, Services] = {}
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ async def _settled(svc: Services) -> None:
     """Wait until the listener is up and the worker has claimed what there was."""
     worker = svc.local_worker
     assert worker is not None
-    await wait_until(lambda: id(svc) in LISTENING and worker.can_adopt)
+    await wait_until(lambda: LISTENING.get(id(svc)) is svc and worker.can_adopt)
 
 
 async def _ended(svc: Services, run_id: str) -> RunRow:
@@ -146,6 +147,7 @@ async def test_an_idempotent_resend_gives_its_slot_back(svc: Services) -> None:
     await _settled(svc)
     first = await start_run(svc, ADMIN, StartRun(workflow="wf_a", idempotency_key="k1"))
     await _ended(svc, first.run["id"])
+    await _settled(svc)  # the slot is free again: the resend reserves it
 
     again = await start_run(svc, ADMIN, StartRun(workflow="wf_a", idempotency_key="k1"))
 

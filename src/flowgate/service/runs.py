@@ -157,9 +157,9 @@ async def create_runs(
             project_id=project_id, limit=quota, since=day_start, all_or_nothing=all_or_nothing
         )
     worker = svc.local_worker
-    adopting = _reserve_slots(worker, news)
+    written, adopting = _leased_to(worker, news)
     try:
-        inserted = await svc.store.insert_runs(_as_written(worker, news, adopting), quota=limit)
+        inserted = await svc.store.insert_runs(written, quota=limit)
     except BaseException:
         if worker is not None:
             worker.release(sum(adopting))
@@ -183,24 +183,18 @@ async def create_runs(
     return [refused if item is None else _with_promotion(item, promoted) for item in inserted]
 
 
-def _reserve_slots(worker: Worker | None, news: Sequence[NewRun]) -> list[bool]:
-    """Which of ``news`` this process's worker takes as they are inserted: pending runs (not
-    held back by a limit) while it has free slots and nothing else waits to be claimed."""
+def _leased_to(worker: Worker | None, news: Sequence[NewRun]) -> tuple[list[NewRun], list[bool]]:
+    """``news`` as they are written, and which of them ``worker`` takes as they are inserted
+    (written already claimed by it, so no claim follows): pending runs (not held back by a
+    limit) while it has a free slot and nothing else waits to be claimed."""
     if worker is None:
-        return [False] * len(news)
-    return [new.row["status"] == RunStatus.PENDING and worker.reserve() for new in news]
-
-
-def _as_written(
-    worker: Worker | None, news: Sequence[NewRun], adopting: Sequence[bool]
-) -> list[NewRun]:
-    """``news`` with the adopted ones already claimed by ``worker``: no claim follows."""
-    if worker is None:
-        return list(news)
-    return [
+        return list(news), [False] * len(news)
+    adopting = [new.row["status"] == RunStatus.PENDING and worker.reserve() for new in news]
+    written = [
         dataclasses.replace(new, row=worker.as_claimed(new.row)) if adopt else new
         for new, adopt in zip(news, adopting, strict=True)
     ]
+    return written, adopting
 
 
 def _hand_to_worker(
@@ -219,7 +213,7 @@ def _hand_to_worker(
     all_adopted = True
     for new, adopt, item in zip(news, adopting, inserted, strict=True):
         ours = item is not None and not item.replayed and item.run["id"] == new.row["id"]
-        if adopt and ours and item is not None:
+        if adopt and ours and item is not None:  # (``ours`` implies it; mypy needs it said)
             worker.adopt(item.run)
             item = InsertedRun(run=new.row)
         elif adopt:
